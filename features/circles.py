@@ -1,0 +1,73 @@
+"""Circles of trust per user: inner (strong ties), outer (weak ties), public (everyone else).
+
+A user's inner circle is their contacts with strength at least ``inner_min_strength``, at most
+``inner_max_size`` of them (the strongest first). Every other contact is outer. Circles are per
+user, so they need not be symmetric: A may be in B's inner circle while B is in A's outer one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class CircleConfig:
+    """Args:
+        inner_min_strength: tie strength at or above which a contact may be inner (default 0.5:
+            the tie-strength model thinks the pair more likely than not to keep interacting).
+        inner_max_size: most inner contacts per user (default 15, Dunbar's "sympathy group").
+    """
+
+    inner_min_strength: float = 0.5
+    inner_max_size: int = 15
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.inner_min_strength <= 1.0:
+            raise ValueError(f"inner_min_strength must be in [0, 1], got {self.inner_min_strength}")
+        if self.inner_max_size < 0:
+            raise ValueError(f"inner_max_size must be >= 0, got {self.inner_max_size}")
+
+
+def build_circles(strengths: pd.DataFrame, config: CircleConfig = CircleConfig()) -> pd.DataFrame:
+    """Per-user circles from undirected tie strengths.
+
+    Args:
+        strengths: one row per undirected pair: ``user_id, friend_id, strength``.
+        config: thresholds.
+
+    Returns:
+        one row per (user, contact), both directions: ``user_id, friend_id, strength, circle``
+        with ``circle`` in {``inner``, ``outer``}, sorted by user then descending strength.
+    """
+    s = strengths["strength"].to_numpy(dtype=np.float64)
+    user = np.concatenate([strengths["user_id"].to_numpy(), strengths["friend_id"].to_numpy()])
+    friend = np.concatenate([strengths["friend_id"].to_numpy(), strengths["user_id"].to_numpy()])
+    strength = np.concatenate([s, s])
+    codes, _ = pd.factorize(user)
+    order = np.lexsort((-strength, codes))
+    codes, user, friend, strength = codes[order], user[order], friend[order], strength[order]
+    starts = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1]) if len(codes) else np.zeros(0, int)
+    rank = np.arange(len(codes)) - np.repeat(starts, np.diff(np.append(starts, len(codes))))
+    inner = (strength >= config.inner_min_strength) & (rank < config.inner_max_size)
+    return pd.DataFrame({"user_id": user, "friend_id": friend, "strength": strength,
+                         "circle": np.where(inner, "inner", "outer").astype(object)})
+
+
+def circle_summary(circles: pd.DataFrame, num_users: int) -> dict[str, float]:
+    """Summary statistics: mean and median inner/outer size over all ``num_users`` users
+    (users with no contacts count as zero), and the share of users with an empty inner circle."""
+    inner = circles[circles["circle"] == "inner"].groupby("user_id").size()
+    outer = circles[circles["circle"] == "outer"].groupby("user_id").size()
+    inner_all = np.zeros(num_users)
+    inner_all[: len(inner)] = inner.to_numpy()
+    outer_all = np.zeros(num_users)
+    outer_all[: len(outer)] = outer.to_numpy()
+    return {
+        "inner_mean": float(inner_all.mean()), "inner_median": float(np.median(inner_all)),
+        "outer_mean": float(outer_all.mean()), "outer_median": float(np.median(outer_all)),
+        "no_inner_share": float((inner_all == 0).mean()),
+        "inner_strength_mean": float(circles.loc[circles["circle"] == "inner", "strength"].mean())
+        if (circles["circle"] == "inner").any() else float("nan"),
+    }

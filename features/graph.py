@@ -1,0 +1,129 @@
+"""The graph handed to the model: a typed PyG ``HeteroData`` and a normalised sparse adjacency.
+
+Node types: ``user`` and one per item kind present (``official_account``, ``merchant``,
+``content``). Edge types:
+- ``(user, <event type>, <kind>)``: training interactions, ``edge_weight`` = log1p(number of such
+  events on the pair), ``ts`` = the latest time (-1 when untimed);
+- ``(user, inner, user)`` and ``(user, outer, user)``: contacts by circle, ``edge_weight`` = tie
+  strength, directed from the user to the contact;
+- ``(content, published_by, official_account)``.
+Every item node stores ``item_idx`` (its global index in the :class:`IdMap`), so per-kind local
+indices map back to the single item index that models score over.
+
+The adjacency for propagation is symmetric-normalised, ``D^-1/2 A D^-1/2``, over users then items
+(``[num_users + num_items]`` square), as a ``torch.sparse_csr_tensor``: sparse-dense products on it
+need neither pyg-lib nor torch-sparse.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import HeteroData
+
+from features.ids import IdMap
+from features.schema import ITEM_KINDS, Dataset
+
+
+def interaction_pairs(events: pd.DataFrame, idmap: IdMap) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct known (user_idx, item_idx) pairs of an events table, each ``[num_pairs]``,
+    sorted by user then item. Rows naming ids outside ``idmap`` are dropped."""
+    u = idmap.user_index(events["user_id"])
+    i = idmap.item_index(events["item_id"])
+    ok = (u >= 0) & (i >= 0)
+    key = np.unique(u[ok].astype(np.int64) * idmap.num_items + i[ok])
+    return (key // idmap.num_items).astype(np.int64), (key % idmap.num_items).astype(np.int64)
+
+
+def build_hetero_graph(dataset: Dataset, idmap: IdMap, circles: pd.DataFrame | None) -> HeteroData:
+    """Build the typed graph from training events, circles and item ownership.
+
+    Args:
+        dataset: the dataset; only ``train`` events are used.
+        idmap: user and item indices.
+        circles: output of :func:`features.circles.build_circles`, or None for no social edges.
+    """
+    data = HeteroData()
+    data["user"].num_nodes = idmap.num_users
+    kinds = dataset.items.set_index(dataset.items["item_id"].astype(str))["kind"]
+    item_kind = kinds.reindex(idmap.item_ids.astype(str)).to_numpy()
+    local = np.zeros(idmap.num_items, dtype=np.int64)
+    for kind in ITEM_KINDS:
+        members = np.flatnonzero(item_kind == kind)
+        if len(members):
+            data[kind].num_nodes = len(members)
+            data[kind].item_idx = torch.from_numpy(members)
+            local[members] = np.arange(len(members))
+
+    train = dataset.train
+    u = idmap.user_index(train["user_id"])
+    i = idmap.item_index(train["item_id"])
+    ok = (u >= 0) & (i >= 0)
+    frame = pd.DataFrame({"u": u[ok], "i": i[ok], "type": train["type"].to_numpy()[ok],
+                          "ts": train["ts"].fillna(-1).to_numpy(dtype=np.int64)[ok]})
+    grouped = frame.groupby(["type", "u", "i"], sort=True).agg(n=("ts", "size"), ts=("ts", "max"))
+    grouped = grouped.reset_index()
+    grouped["kind"] = item_kind[grouped["i"].to_numpy()]
+    for (etype, kind), g in grouped.groupby(["type", "kind"], sort=True):
+        rel = data["user", etype, kind]
+        rel.edge_index = torch.from_numpy(np.stack([g["u"].to_numpy(), local[g["i"].to_numpy()]]))
+        rel.edge_weight = torch.from_numpy(np.log1p(g["n"].to_numpy()).astype(np.float32))
+        rel.ts = torch.tensor(g["ts"].to_numpy(dtype=np.int64))
+
+    if circles is not None and len(circles):
+        cu = idmap.user_index(circles["user_id"])
+        cf = idmap.user_index(circles["friend_id"])
+        for circle in ("inner", "outer"):
+            sel = (circles["circle"].to_numpy() == circle) & (cu >= 0) & (cf >= 0)
+            rel = data["user", circle, "user"]
+            rel.edge_index = torch.from_numpy(np.stack([cu[sel], cf[sel]]).astype(np.int64))
+            rel.edge_weight = torch.from_numpy(circles["strength"].to_numpy(np.float32)[sel])
+
+    owned = dataset.items[dataset.items["owner_id"].notna()]
+    if len(owned):
+        ci = idmap.item_index(owned["item_id"])
+        oi = idmap.item_index(owned["owner_id"])
+        ok = (ci >= 0) & (oi >= 0)
+        data["content", "published_by", "official_account"].edge_index = torch.from_numpy(
+            np.stack([local[ci[ok]], local[oi[ok]]]).astype(np.int64))
+    return data
+
+
+def normalized_adjacency(num_users: int, num_items: int, ui_user: np.ndarray, ui_item: np.ndarray,
+                         ui_weight: np.ndarray | None = None, uu_src: np.ndarray | None = None,
+                         uu_dst: np.ndarray | None = None, uu_weight: np.ndarray | None = None,
+                         self_loops: bool = False) -> torch.Tensor:
+    """Symmetric-normalised adjacency over ``num_users + num_items`` nodes as sparse CSR.
+
+    Args:
+        ui_user, ui_item: ``[num_pairs]`` user-item edges (made symmetric here).
+        ui_weight: ``[num_pairs]`` edge weights (default 1).
+        uu_src, uu_dst, uu_weight: ``[num_social]`` user-user edges, used as given (pass both
+            directions for a symmetric graph).
+        self_loops: add the identity before normalising.
+
+    Returns:
+        ``torch.sparse_csr_tensor`` of shape ``[N, N]``, ``N = num_users + num_items``, float32.
+    """
+    n = num_users + num_items
+    w_ui = np.ones(len(ui_user), np.float32) if ui_weight is None else ui_weight.astype(np.float32)
+    rows = [ui_user, ui_item + num_users]
+    cols = [ui_item + num_users, ui_user]
+    vals = [w_ui, w_ui]
+    if uu_src is not None and len(uu_src):
+        rows.append(uu_src)
+        cols.append(uu_dst)
+        vals.append(np.ones(len(uu_src), np.float32) if uu_weight is None else uu_weight.astype(np.float32))
+    if self_loops:
+        rows.append(np.arange(n))
+        cols.append(np.arange(n))
+        vals.append(np.ones(n, np.float32))
+    row = np.concatenate(rows).astype(np.int64)
+    col = np.concatenate(cols).astype(np.int64)
+    val = np.concatenate(vals).astype(np.float32)
+    deg = np.bincount(row, weights=val, minlength=n)
+    inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-12)), 0.0)
+    val = (val * inv[row] * inv[col]).astype(np.float32)
+    coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([row, col])), torch.from_numpy(val),
+                                  (n, n)).coalesce()
+    return coo.to_sparse_csr()
