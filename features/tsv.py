@@ -46,13 +46,16 @@ def read_tsv(path: str | Path, required: tuple[str, ...], optional: tuple[str, .
             raise SchemaError(source, 1, col, f"unknown column; valid columns are "
                               f"{list(required) + list(optional)}")
     try:
+        # header=None so that the header fixes the field count: a longer row is then a parser
+        # error with its true line number instead of being taken for an index column.
         df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[],
-                         quoting=csv.QUOTE_NONE, engine="c", header=0, names=header,
-                         skip_blank_lines=False)
+                         quoting=csv.QUOTE_NONE, engine="c", header=None, skip_blank_lines=False)
     except pd.errors.ParserError as exc:
         raise SchemaError(source, _line_from_parser(str(exc)), None, f"malformed row: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise SchemaError(source, None, None, f"not UTF-8 text: {exc}") from exc
+    df.columns = header
+    df = df.iloc[1:].reset_index(drop=True)
     origin = Origin(source, first_line=2)
     for col in required:
         missing = df[col].isna().to_numpy() | (df[col].astype(str).str.strip() == "").to_numpy()
