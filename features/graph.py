@@ -92,7 +92,8 @@ def build_hetero_graph(dataset: Dataset, idmap: IdMap, circles: pd.DataFrame | N
 def normalized_adjacency(num_users: int, num_items: int, ui_user: np.ndarray, ui_item: np.ndarray,
                          ui_weight: np.ndarray | None = None, uu_src: np.ndarray | None = None,
                          uu_dst: np.ndarray | None = None, uu_weight: np.ndarray | None = None,
-                         self_loops: bool = False) -> torch.Tensor:
+                         ii_src: np.ndarray | None = None, ii_dst: np.ndarray | None = None,
+                         ii_weight: np.ndarray | None = None, self_loops: bool = False) -> torch.Tensor:
     """Symmetric-normalised adjacency over ``num_users + num_items`` nodes as sparse CSR.
 
     Args:
@@ -100,6 +101,8 @@ def normalized_adjacency(num_users: int, num_items: int, ui_user: np.ndarray, ui
         ui_weight: ``[num_pairs]`` edge weights (default 1).
         uu_src, uu_dst, uu_weight: ``[num_social]`` user-user edges, used as given (pass both
             directions for a symmetric graph).
+        ii_src, ii_dst, ii_weight: ``[num_ii]`` item-item edges (e.g. content -> owner), made
+            symmetric here.
         self_loops: add the identity before normalising.
 
     Returns:
@@ -114,6 +117,11 @@ def normalized_adjacency(num_users: int, num_items: int, ui_user: np.ndarray, ui
         rows.append(uu_src)
         cols.append(uu_dst)
         vals.append(np.ones(len(uu_src), np.float32) if uu_weight is None else uu_weight.astype(np.float32))
+    if ii_src is not None and len(ii_src):
+        w_ii = np.ones(len(ii_src), np.float32) if ii_weight is None else ii_weight.astype(np.float32)
+        rows += [ii_src + num_users, ii_dst + num_users]
+        cols += [ii_dst + num_users, ii_src + num_users]
+        vals += [w_ii, w_ii]
     if self_loops:
         rows.append(np.arange(n))
         cols.append(np.arange(n))
@@ -125,5 +133,5 @@ def normalized_adjacency(num_users: int, num_items: int, ui_user: np.ndarray, ui
     inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-12)), 0.0)
     val = (val * inv[row] * inv[col]).astype(np.float32)
     coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([row, col])), torch.from_numpy(val),
-                                  (n, n)).coalesce()
+                                  (n, n), check_invariants=False).coalesce()
     return coo.to_sparse_csr()

@@ -1,0 +1,117 @@
+"""Training config: a frozen dataclass filled from YAML and ``--set key=value`` overrides.
+
+The defaults ship inside the package (``training/default.yaml``), so they do not depend on the
+working directory. An unknown key is a ``ValueError`` listing the valid keys.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODELS = ("guanxi", "lightgcn", "lightgcn-s", "bpr", "popular")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every key is documented in ``training/default.yaml`` and README.md."""
+
+    model: str = "guanxi"
+    dim: int = 64
+    layers: int = 3
+    loss: str = "auto"
+    negatives: int = 256
+    temperature: float = 0.2
+    lr: float = 0.002
+    weight_decay: float = 1e-4
+    batch_size: int = 4096
+    max_epochs: int = 300
+    patience: int = 10
+    eval_every: int = 1
+    valid_fraction: float = 0.1
+    seed: int = 0
+    inner_weight: float = 1.0
+    outer_weight: float = 0.3
+    use_social: bool = True
+    use_tie_strength: bool = True
+    use_circles: bool = True
+    use_event_types: bool = True
+    owner_weight: float = 0.5
+    inner_min_strength: float = 0.5
+    inner_max_size: int = 15
+    time_budget: float = 0.0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {list(MODELS)}, got {self.model!r}")
+        if self.loss not in ("auto", "bpr", "softmax"):
+            raise ValueError(f"loss must be auto, bpr or softmax, got {self.loss!r}")
+        for name in ("dim", "batch_size", "max_epochs", "patience", "eval_every", "negatives"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.layers < 0:
+            raise ValueError(f"layers must be >= 0, got {self.layers}")
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        if self.lr <= 0 or self.temperature <= 0:
+            raise ValueError(f"lr and temperature must be > 0, got {self.lr}, {self.temperature}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"device must be cpu, cuda or auto, got {self.device!r}")
+
+    @property
+    def resolved_loss(self) -> str:
+        if self.loss != "auto":
+            return self.loss
+        return "softmax" if self.model == "guanxi" else "bpr"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
+    try:
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be {kind.__name__}, got {raw!r}") from exc
+
+
+def _apply(config: TrainConfig, values: dict[str, Any], source: str) -> TrainConfig:
+    types = {f.name: {"int": int, "float": float, "bool": bool, "str": str}[str(f.type)]
+             for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise ValueError(f"{source}: unknown config key {unknown[0]!r}; valid keys: {sorted(types)}")
+    return replace(config, **{k: _coerce(k, v, types[k]) for k, v in values.items()})
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides."""
+    text = resources.files("training").joinpath("default.yaml").read_text()
+    config = _apply(TrainConfig(), yaml.safe_load(text) or {}, "training/default.yaml")
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ValueError(f"config file {p} not found")
+        data = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{p}: expected a mapping of key: value")
+        config = _apply(config, data, str(p))
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        config = _apply(config, {key.strip(): yaml.safe_load(value)}, f"--set {item}")
+    return config

@@ -1,0 +1,221 @@
+"""Training with early stopping on validation, then one evaluation on the test split.
+
+The validation split is the dataset's own or is carved from train (never from test); the result
+is the best-validation checkpoint, not a refit. Ctrl-C and ``time_budget`` stop training cleanly:
+the best checkpoint so far is evaluated and reported.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from features.circles import CircleConfig, build_circles
+from features.graph import interaction_pairs
+from features.ids import IdMap
+from features.schema import Dataset
+from features.split import carve_validation
+from features.ties import TieStrengthReport, estimate_tie_strength
+from training.adjacency import (
+    build_adjacency, circle_scores, interaction_weights, owner_edges, popularity_scores, social_edges,
+)
+from training.config import TrainConfig
+from training.evaluate import RankingTask, evaluate_ranking
+from training.model import GraphRecommender
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """A dataset turned into indices, graphs and evaluation tasks for one config."""
+
+    dataset: Dataset
+    idmap: IdMap
+    pair_user: np.ndarray
+    pair_item: np.ndarray
+    train_csr: sp.csr_matrix
+    social_csr: sp.csr_matrix
+    adjacency: torch.Tensor | None
+    valid_task: RankingTask
+    test_task: RankingTask
+    item_kind: np.ndarray
+    popularity: torch.Tensor
+    strengths: pd.DataFrame | None
+    circles: pd.DataFrame | None
+    tie_report: TieStrengthReport | None
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    model: GraphRecommender | None
+    prepared: Prepared
+    metrics: dict
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    epochs: int = 0
+    train_seconds: float = 0.0
+    stopped: str = "converged"
+
+
+def _task(idmap: IdMap, events: pd.DataFrame, exclude: sp.csr_matrix, train_count: np.ndarray,
+          item_kind: np.ndarray) -> RankingTask:
+    u, i = interaction_pairs(events, idmap)
+    return RankingTask(idmap.num_items, exclude, train_count, u, i, item_kind)
+
+
+def _csr(u: np.ndarray, i: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    m = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=shape)
+    m.data[:] = 1.0
+    return m
+
+
+def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
+    """Carve validation, estimate tie strength and circles on training events, build graphs."""
+    start = time.perf_counter()
+    ds = carve_validation(dataset, config.valid_fraction, config.seed)
+    idmap = IdMap.from_dataset(ds)
+    kinds = ds.items.set_index(ds.items["item_id"].astype(str))["kind"]
+    item_kind = kinds.reindex(idmap.item_ids.astype(str)).to_numpy().astype(str)
+    pu, pi = interaction_pairs(ds.train, idmap)
+    shape = (idmap.num_users, idmap.num_items)
+    train_csr = _csr(pu, pi, shape)
+    vu, vi = interaction_pairs(ds.valid, idmap)
+    known_csr = _csr(np.concatenate([pu, vu]), np.concatenate([pi, vi]), shape)
+    train_count = np.diff(train_csr.indptr)
+    known_count = np.diff(known_csr.indptr)
+
+    strengths = circles = report = None
+    if config.model in ("guanxi",) and len(ds.ties):
+        strengths, report = estimate_tie_strength(ds)
+        circles = build_circles(strengths, CircleConfig(config.inner_min_strength, config.inner_max_size))
+    social = social_edges(config, idmap, ds.ties, circles)
+    if config.model == "guanxi" and not config.use_social:
+        fallback_social = social_edges(TrainConfig(model="lightgcn-s"), idmap, ds.ties, None)
+    else:
+        fallback_social = social
+    social_csr = sp.csr_matrix((fallback_social[2], (fallback_social[0], fallback_social[1])),
+                               shape=(idmap.num_users, idmap.num_users))
+    weights = interaction_weights(config, ds.train, idmap, pu, pi)
+    adjacency = build_adjacency(config, idmap, pu, pi, weights, social, owner_edges(config, ds.items, idmap))
+    return Prepared(
+        ds, idmap, pu, pi, train_csr, social_csr, adjacency,
+        valid_task=_task(idmap, ds.valid, train_csr, train_count, item_kind),
+        test_task=_task(idmap, ds.test, known_csr, known_count, item_kind),
+        item_kind=item_kind, popularity=popularity_scores(train_csr), strengths=strengths,
+        circles=circles, tie_report=report, seconds=time.perf_counter() - start)
+
+
+def make_scorers(model: GraphRecommender | None, prep: Prepared, social: bool
+                 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+    """(score, fallback) functions ``[n] -> [n, num_items]`` for evaluation and serving."""
+    pop = prep.popularity
+    if model is None:
+        score = lambda u: pop[None, :].expand(len(u), -1)
+    else:
+        model.eval()
+        with torch.no_grad():
+            emb = model.get_embedding()
+        score = lambda u: model.score_matrix(emb, u)
+    has_contacts = np.diff(prep.social_csr.indptr) > 0
+
+    def fallback(u: torch.Tensor) -> torch.Tensor:
+        out = pop[None, :].expand(len(u), -1).clone()
+        if social:
+            sel = torch.from_numpy(has_contacts[u.numpy()])
+            if sel.any():
+                out[sel] = circle_scores(prep.social_csr, prep.train_csr, pop, u[sel])
+        return out
+
+    return score, fallback
+
+
+def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
+          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train ``config.model`` on ``dataset`` and evaluate the best-validation checkpoint on test."""
+    torch.manual_seed(config.seed)
+    prep = prepare(dataset, config)
+    social = config.model in ("lightgcn-s",) or (config.model == "guanxi" and len(prep.social_csr.data) > 0)
+    if config.model == "popular":
+        score, fallback = make_scorers(None, prep, social=False)
+        valid = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
+        metrics = evaluate_ranking(score, prep.test_task, fallback)
+        metrics["valid"] = valid
+        return TrainResult(None, prep, metrics, epochs=0)
+
+    layers = 0 if config.model == "bpr" else config.layers
+    model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, config.dim, layers,
+                             prep.adjacency, cosine=config.resolved_loss == "softmax")
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    users_t = torch.from_numpy(prep.pair_user)
+    items_t = torch.from_numpy(prep.pair_item)
+    n_pairs = len(users_t)
+    best_state, best_recall, best_epoch, bad = None, -1.0, 0, 0
+    history: list[dict] = []
+    stopped = "max_epochs"
+    start = time.perf_counter()
+    bar = tqdm(range(1, config.max_epochs + 1), disable=not progress, desc=f"train {config.model}")
+    epoch = 0
+    try:
+        for epoch in bar:
+            model.train()
+            perm = torch.randperm(n_pairs, generator=gen)
+            total, steps = 0.0, 0
+            for s in range(0, n_pairs, config.batch_size):
+                idx = perm[s:s + config.batch_size]
+                n_neg = len(idx) if config.resolved_loss == "bpr" else config.negatives
+                neg = torch.randint(0, prep.idmap.num_items, (n_neg,), generator=gen)
+                emb = model.get_embedding()
+                loss = model.recommendation_loss(emb, users_t[idx], items_t[idx], neg,
+                                                 config.resolved_loss, config.temperature,
+                                                 config.weight_decay)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch}, step {steps}")
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += float(loss)
+                steps += 1
+                if config.time_budget and time.perf_counter() - start > config.time_budget:
+                    break
+            row = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": time.perf_counter() - start}
+            if epoch % config.eval_every == 0 or epoch == config.max_epochs:
+                score, fallback = make_scorers(model, prep, social)
+                v = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
+                row.update({f"valid_{k}": v[k] for k in ("recall_at_20", "ndcg_at_20")})
+                if v["recall_at_20"] > best_recall:
+                    best_recall, best_epoch, bad = v["recall_at_20"], epoch, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    bad += 1
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", valid_recall_20=f"{best_recall:.4f}")
+            if bad >= config.patience:
+                stopped = "early_stopping"
+                break
+            if config.time_budget and time.perf_counter() - start > config.time_budget:
+                stopped = "time_budget"
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        logger.warning("interrupted at epoch %d; evaluating the best checkpoint so far", epoch)
+    train_seconds = time.perf_counter() - start
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    score, fallback = make_scorers(model, prep, social)
+    valid = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
+    metrics = evaluate_ranking(score, prep.test_task, fallback, progress=progress)
+    metrics["valid"] = valid
+    return TrainResult(model, prep, metrics, history, best_epoch, epoch, train_seconds, stopped)
