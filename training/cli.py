@@ -67,6 +67,71 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _cmd_features(argparse.Namespace(data=str(world_dir), json=str(out / "features.json")))
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from features.datasets import load_dataset
+    from training.config import load_config
+    from training.metrics import metric_keys
+    from training.registry import use_tracking
+    from training.tracking import log_training
+    from training.train import train
+
+    overrides = []
+    if args.from_run:
+        import mlflow
+
+        use_tracking(args.tracking_uri)
+        params = mlflow.get_run(args.from_run).data.params
+        args.data = args.data or params.pop("data")
+        params.pop("data", None)
+        overrides += [f"{k}={v}" for k, v in sorted(params.items())]
+        print(f"rebuilding run {args.from_run}: data {args.data}, config from its params")
+    if not args.data:
+        raise ValueError("--data is required (or --from-run RUN_ID)")
+    overrides += list(args.set or [])
+    if args.model:
+        overrides.append(f"model={args.model}")
+    if args.time_budget is not None:
+        overrides.append(f"time_budget={args.time_budget}")
+    config = load_config(args.config, overrides)
+    dataset = load_dataset(args.data)
+    print(f"training {config.model} on {dataset.name}: {len(dataset.users)} users, "
+          f"{len(dataset.items)} items, {len(dataset.train)} training events")
+    result = train(dataset, config, progress=not args.no_progress)
+    m = result.metrics
+    payload = {k: m[k] for k in metric_keys()}
+    payload.update({"valid": m["valid"], "breakdowns": m.get("breakdowns", {}),
+                    "train_seconds": round(result.train_seconds, 2), "epochs": result.epochs,
+                    "best_epoch": result.best_epoch, "stopped": result.stopped,
+                    "seconds_to_best": round(result.seconds_to_best, 2),
+                    "model": config.model, "dataset": dataset.name, "config": config.to_dict()})
+    print("test " + "  ".join(f"{k} {m[k]:.4f}" for k in metric_keys())
+          + f"  ({result.epochs} epochs, best {result.best_epoch}, {result.train_seconds:.0f}s, {result.stopped})")
+    if not args.no_track:
+        uri = use_tracking(args.tracking_uri)
+        tags = dict(t.partition("=")[::2] for t in (args.tag or []))
+        info = log_training(result, config, args.experiment or dataset.name, args.register,
+                            str(args.data), tags)
+        payload["mlflow"] = {"tracking_uri": uri, **info}
+        print(f"MLflow run {info['run_id']} in experiment '{args.experiment or dataset.name}' ({uri})"
+              + (f"; registered as guanxi version {info['version']} @candidate" if info["version"] else ""))
+    if args.metrics_json:
+        out = Path(args.metrics_json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=2))
+        tmp.replace(out)
+    return 0
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from training.registry import promote, use_tracking
+
+    use_tracking(args.tracking_uri)
+    promote(args.version)
+    print(f"guanxi version {args.version} is now @champion")
+    return 0
+
+
 def _print_summary(summary: dict) -> None:
     ts = summary.get("tie_strength", {})
     width = max(len(k) for k in summary)
@@ -102,6 +167,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="default experiments/splits/NAME")
     p.set_defaults(func=_cmd_split)
 
+    p = sub.add_parser("train", help="train a model, evaluate on the test split, track in MLflow")
+    p.add_argument("--data", help="world dir, split dir, or lastfm|lastfm-sociallgn|ciao|yelp")
+    p.add_argument("--from-run", metavar="RUN_ID", help="rebuild an MLflow run: its data and resolved config")
+    p.add_argument("--model", choices=["guanxi", "lightgcn", "lightgcn-s", "bpr", "popular"])
+    p.add_argument("--config", help="YAML config (keys as in training/default.yaml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--metrics-json", help="write test metrics (and valid, breakdowns, ...) here")
+    p.add_argument("--time-budget", type=float, help="seconds of training before stopping early")
+    p.add_argument("--experiment", help="MLflow experiment (default: the dataset's name)")
+    p.add_argument("--register", action="store_true", help="register the model as guanxi @candidate")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag the MLflow run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("promote", help="move the @champion alias to a registered version")
+    p.add_argument("version")
+    p.add_argument("--tracking-uri")
+    p.set_defaults(func=_cmd_promote)
+
     p = sub.add_parser("demo", help="the main job on the embedded default (a synthetic world)")
     p.add_argument("--users", type=int, default=5_000)
     p.add_argument("--seed", type=int, default=0)
@@ -118,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (SchemaError, ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (SchemaError, ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as exc:
         print(f"guanxi {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

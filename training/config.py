@@ -25,6 +25,7 @@ class TrainConfig:
     loss: str = "auto"
     negatives: int = 256
     temperature: float = 0.2
+    item_bias: bool = False
     lr: float = 0.002
     weight_decay: float = 1e-4
     batch_size: int = 4096

@@ -59,11 +59,14 @@ class GraphRecommender(torch.nn.Module):
         init_std: standard deviation of the initial embeddings.
         cosine: score by cosine similarity (what the ``softmax`` loss trains) instead of the
             dot product.
+        temperature: cosine scores are divided by it (cosine models only).
+        item_bias: add a learnt per-item bias to cosine scores (``[I]``): cosine alone cannot
+            express popularity, which the bias absorbs.
     """
 
     def __init__(self, num_users: int, num_items: int, dim: int = 64, num_layers: int = 3,
                  adjacency: Tensor | None = None, init_std: float = 0.1,
-                 cosine: bool = False) -> None:
+                 cosine: bool = False, temperature: float = 1.0, item_bias: bool = False) -> None:
         super().__init__()
         if num_layers > 0 and adjacency is None:
             raise ValueError("num_layers > 0 needs an adjacency")
@@ -77,14 +80,30 @@ class GraphRecommender(torch.nn.Module):
         self.convs = torch.nn.ModuleList(SymmetricLGConv() for _ in range(num_layers))
         self.adjacency = adjacency
         self.cosine = cosine
+        self.temperature = temperature if cosine else 1.0
+        self.item_bias = torch.nn.Parameter(torch.zeros(num_items)) if (cosine and item_bias) else None
 
     def score_matrix(self, emb: Tensor, user_idx: Tensor) -> Tensor:
         """``[n, I]`` scores of users ``user_idx`` ``[n]`` against every item."""
         users, items = self.split(emb)
         u = users[user_idx]
-        if self.cosine:
-            u, items = F.normalize(u, dim=-1), F.normalize(items, dim=-1)
-        return u @ items.T
+        if not self.cosine:
+            return u @ items.T
+        scores = F.normalize(u, dim=-1) @ F.normalize(items, dim=-1).T / self.temperature
+        return scores + self.item_bias if self.item_bias is not None else scores
+
+    def serving_vectors(self) -> tuple[Tensor, Tensor]:
+        """(``[U, d']`` users, ``[I, d']`` items) whose dot product is :meth:`score_matrix`:
+        cosine models are normalised and scaled, the item bias rides on an extra dimension."""
+        users, items = self.split(self.get_embedding())
+        if not self.cosine:
+            return users, items
+        users = F.normalize(users, dim=-1) / self.temperature
+        items = F.normalize(items, dim=-1)
+        if self.item_bias is not None:
+            users = torch.cat([users, torch.ones(len(users), 1)], dim=1)
+            items = torch.cat([items, self.item_bias[:, None]], dim=1)
+        return users, items
 
     def get_embedding(self) -> Tensor:
         """``[U + I, d]`` propagated embeddings (mean over layers 0..L)."""
@@ -105,9 +124,10 @@ class GraphRecommender(torch.nn.Module):
         """Scores ``[n]`` of the pairs ``(user_idx[k], item_idx[k])``."""
         users, items = self.split(self.get_embedding())
         u, i = users[user_idx], items[item_idx]
-        if self.cosine:
-            u, i = F.normalize(u, dim=-1), F.normalize(i, dim=-1)
-        return (u * i).sum(dim=-1)
+        if not self.cosine:
+            return (u * i).sum(dim=-1)
+        scores = (F.normalize(u, dim=-1) * F.normalize(i, dim=-1)).sum(dim=-1) / self.temperature
+        return scores + self.item_bias[item_idx] if self.item_bias is not None else scores
 
     def recommendation_loss(self, emb: Tensor, user_idx: Tensor, pos_idx: Tensor, neg_idx: Tensor,
                             loss: str = "bpr", temperature: float = 0.2,
@@ -132,8 +152,12 @@ class GraphRecommender(torch.nn.Module):
             main = -F.logsigmoid((u * p).sum(-1) - (u * n).sum(-1)).mean()
         elif loss == "softmax":
             u, p, n = F.normalize(u, dim=-1), F.normalize(p, dim=-1), F.normalize(n, dim=-1)
-            pos = (u * p).sum(-1, keepdim=True)
-            logits = torch.cat([pos, u @ n.T], dim=1) / temperature
+            pos = (u * p).sum(-1, keepdim=True) / temperature
+            neg = u @ n.T / temperature
+            if self.item_bias is not None:
+                pos = pos + self.item_bias[pos_idx][:, None]
+                neg = neg + self.item_bias[neg_idx][None, :]
+            logits = torch.cat([pos, neg], dim=1)
             main = F.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long))
         else:
             raise ValueError(f"unknown loss {loss!r}; expected 'bpr' or 'softmax'")

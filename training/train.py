@@ -66,6 +66,14 @@ class TrainResult:
     train_seconds: float = 0.0
     stopped: str = "converged"
 
+    @property
+    def seconds_to_best(self) -> float:
+        """Training seconds until the best validation checkpoint was reached."""
+        for row in self.history:
+            if row["epoch"] == self.best_epoch:
+                return float(row["seconds"])
+        return 0.0
+
 
 def _task(idmap: IdMap, events: pd.DataFrame, exclude: sp.csr_matrix, train_count: np.ndarray,
           item_kind: np.ndarray) -> RankingTask:
@@ -154,7 +162,8 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
 
     layers = 0 if config.model == "bpr" else config.layers
     model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, config.dim, layers,
-                             prep.adjacency, cosine=config.resolved_loss == "softmax")
+                             prep.adjacency, cosine=config.resolved_loss == "softmax",
+                             temperature=config.temperature, item_bias=config.item_bias)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     users_t = torch.from_numpy(prep.pair_user)
@@ -184,7 +193,7 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += float(loss)
+                total += loss.item()
                 steps += 1
                 if config.time_budget and time.perf_counter() - start > config.time_budget:
                     break

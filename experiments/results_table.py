@@ -1,0 +1,66 @@
+"""The results table (dataset x model x metrics, seeds, train time), built from the MLflow runs.
+
+    .venv/bin/python experiments/results_table.py [--tracking-uri sqlite:///mlflow.db]
+
+Reads every run tagged ``bench`` (experiments/run_benchmarks.py sets it), groups by dataset,
+model and variant, and reports the mean and standard deviation over seeds. Writes
+experiments/results/results.md and prints it.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import yaml
+
+HERE = Path(__file__).resolve().parent
+METRICS = ("recall_at_10", "ndcg_at_10", "recall_at_20", "ndcg_at_20")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tracking-uri", default=f"sqlite:///{HERE.parent / 'mlflow.db'}")
+    parser.add_argument("--out", default=str(HERE / "results" / "results.md"))
+    args = parser.parse_args()
+    mlflow.set_tracking_uri(args.tracking_uri)
+    plan = {r["name"]: r for r in yaml.safe_load((HERE / "plan.yaml").read_text())["runs"]}
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.bench != ''",
+                              output_format="list")
+    latest: dict[str, mlflow.entities.Run] = {}
+    for run in runs:  # a re-run replaces the older run of the same plan row
+        name = run.data.tags["bench"]
+        if name not in latest or run.info.start_time > latest[name].info.start_time:
+            latest[name] = run
+    groups: dict[tuple[str, str, str], list] = {}
+    for name, run in latest.items():
+        key = (run.data.tags.get("dataset", "?"), run.data.tags.get("model", "?"),
+               run.data.tags.get("variant", "default"))
+        groups.setdefault(key, []).append((name, run))
+    lines = ["| dataset | model | variant | seeds | " + " | ".join(m.replace("_at_", "@") for m in METRICS)
+             + " | train s (to best) | re-run |", "|---" * (len(METRICS) + 6) + "|"]
+    for (dataset, model, variant), members in sorted(groups.items()):
+        vals = {m: np.array([r.data.metrics.get(m, np.nan) for _, r in members]) for m in METRICS}
+        cells = [f"{v.mean():.4f} ± {v.std():.4f}" if len(v) > 1 else f"{v.mean():.4f}" for v in vals.values()]
+        train_s = np.mean([r.data.metrics.get("train_seconds", np.nan) for _, r in members])
+        best_s = np.mean([r.data.metrics.get("seconds_to_best", np.nan) for _, r in members])
+        names = sorted(n for n, _ in members)
+        rerun = "python experiments/run_benchmarks.py --force --only " + " ".join(shlex.quote(n) for n in names)
+        seeds = ",".join(sorted(r.data.params.get("seed", "?") for _, r in members))
+        lines.append(f"| {dataset} | {model} | {variant} | {seeds} | " + " | ".join(cells)
+                     + f" | {train_s:.0f} ({best_s:.0f}) | `{rerun}` |")
+    text = "\n".join(lines) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+    missing = sorted(set(plan) - set(latest))
+    if missing:
+        print(f"not run yet: {', '.join(missing)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

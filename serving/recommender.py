@@ -1,0 +1,67 @@
+"""Pure scoring over a recommendation bundle (no BentoML import): top-N for a user id.
+
+Known users are scored by their embedding against every item; items already consumed are left
+out; the top is taken with ``argpartition`` (no full sort). A user unknown to the model falls back
+to what their contacts engaged with (``circle``), or to popular items (``popular``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from training.bundle import Bundle
+
+
+class Recommender:
+    """Holds a bundle's arrays in memory and answers top-N queries.
+
+    Args:
+        bundle: a loaded :class:`training.bundle.Bundle`.
+    """
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.idmap = bundle.idmap
+        circles = bundle.circles
+        self._contacts: dict[str, pd.DataFrame] = {
+            str(u): g for u, g in circles.groupby(circles["user_id"].astype(str))} if len(circles) else {}
+
+    def _scores(self, user_id: str) -> tuple[np.ndarray, str | None, np.ndarray]:
+        """Scores ``[I]``, the fallback used (None, 'circle', 'popular') and consumed item indices."""
+        b = self.bundle
+        u = int(self.idmap.user_index([user_id])[0])
+        if u >= 0 and b.user_emb is not None and b.history.indptr[u + 1] > b.history.indptr[u]:
+            seen = b.history.indices[b.history.indptr[u]:b.history.indptr[u + 1]]
+            return b.item_emb @ b.user_emb[u], None, seen
+        seen = (b.history.indices[b.history.indptr[u]:b.history.indptr[u + 1]]
+                if u >= 0 else np.zeros(0, np.int64))
+        contacts = self._contacts.get(user_id)
+        if contacts is not None and len(contacts):
+            c_idx = self.idmap.user_index(contacts["friend_id"].astype(str))
+            ok = c_idx >= 0
+            support = np.zeros(self.idmap.num_items, np.float32)
+            for ci, w in zip(c_idx[ok], contacts["strength"].to_numpy(np.float32)[ok]):
+                support[b.history.indices[b.history.indptr[ci]:b.history.indptr[ci + 1]]] += w
+            if support.any():
+                return support / support.max() + 1e-3 * b.popularity, "circle", seen
+        return b.popularity.astype(np.float32), "popular", seen
+
+    def top_items(self, user_id: str, k: int = 20) -> list[tuple[str, float]]:
+        """The ``k`` best (item_id, score) pairs for ``user_id``, consumed items left out."""
+        ranked, _ = self.rank(user_id, k)
+        return [(str(self.idmap.item_ids[i]), float(s)) for i, s in ranked]
+
+    def rank(self, user_id: str, k: int, allowed: np.ndarray | None = None
+             ) -> tuple[list[tuple[int, float]], str | None]:
+        """Top ``k`` (item_idx, score) for ``user_id`` among ``allowed`` items (bool ``[I]``)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        scores, fallback, seen = self._scores(str(user_id))
+        scores = scores.astype(np.float32, copy=True)
+        scores[seen] = -np.inf
+        if allowed is not None:
+            scores[~allowed] = -np.inf
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])], fallback

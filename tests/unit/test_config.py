@@ -1,0 +1,35 @@
+import pytest
+
+from training.config import TrainConfig, load_config
+
+
+def test_defaults_ship_in_the_package(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config()
+    assert config == TrainConfig()
+
+
+def test_yaml_then_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model: lightgcn\ndim: 32\n")
+    config = load_config(f, ["dim=16", "use_social=false", "lr=1e-3"])
+    assert (config.model, config.dim, config.use_social, config.lr) == ("lightgcn", 16, False, 0.001)
+    assert config.resolved_loss == "bpr"
+
+
+def test_unknown_key_lists_valid_keys(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown config key 'dimm'; valid keys: \[.*'dim'"):
+        load_config(None, ["dimm=3"])
+    f = tmp_path / "c.yaml"
+    f.write_text("learning_rate: 0.1\n")
+    with pytest.raises(ValueError, match="c.yaml: unknown config key 'learning_rate'"):
+        load_config(f)
+
+
+def test_bad_values_are_named():
+    with pytest.raises(ValueError, match="dim must be int, got 'big'"):
+        load_config(None, ["dim=big"])
+    with pytest.raises(ValueError, match="model must be one of"):
+        load_config(None, ["model=transformer"])
+    with pytest.raises(ValueError, match="expected key=value"):
+        load_config(None, ["dim"])

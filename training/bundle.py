@@ -1,0 +1,105 @@
+"""The recommendation bundle: everything serving needs, saved beside every logged model.
+
+Files in a bundle directory:
+    bundle.json      format version, model name, config, dims, fallback kind, test metrics
+    idmap.json       user and item ids in index order
+    embeddings.npz   ``user [U, d']`` and ``item [I, d']`` float32 whose dot product is the model's
+                     score (see ``GraphRecommender.serving_vectors``); absent for ``popular``
+    items.parquet    item_id, kind, commercial, owner_id, category (IdMap order)
+    circles.parquet  user_id, friend_id, strength, circle (may be empty)
+    history.npz      known interactions as CSR (``indptr [U + 1]``, ``indices``)
+    popularity.npy   ``[I]`` training popularity in [0, 1]
+    state_dict.pt    the model's weights (warm starts)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from features.ids import IdMap
+
+BUNDLE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded bundle (see module doc for shapes)."""
+
+    meta: dict
+    idmap: IdMap
+    user_emb: np.ndarray | None
+    item_emb: np.ndarray | None
+    items: pd.DataFrame
+    circles: pd.DataFrame
+    history: sp.csr_matrix
+    popularity: np.ndarray
+
+
+def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
+                model: torch.nn.Module | None, items: pd.DataFrame, circles: pd.DataFrame | None,
+                history: sp.csr_matrix, popularity: np.ndarray, metrics: dict) -> Path:
+    """Write a bundle directory (see module doc)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    idmap.save(out / "idmap.json")
+    if model is not None:
+        model.eval()
+        with torch.no_grad():
+            users, item_vecs = model.serving_vectors()
+        np.savez(out / "embeddings.npz", user=users.numpy().astype(np.float32),
+                 item=item_vecs.numpy().astype(np.float32))
+        torch.save(model.state_dict(), out / "state_dict.pt")
+    by_id = items.set_index(items["item_id"].astype(str))
+    ordered = by_id.reindex(idmap.item_ids.astype(str)).reset_index(drop=True)
+    ordered["item_id"] = idmap.item_ids.astype(str)
+    ordered[["item_id", "kind", "commercial", "owner_id", "category"]].to_parquet(out / "items.parquet")
+    circ = circles if circles is not None else pd.DataFrame(
+        {"user_id": [], "friend_id": [], "strength": [], "circle": []})
+    circ.to_parquet(out / "circles.parquet")
+    np.savez(out / "history.npz", indptr=history.indptr.astype(np.int64),
+             indices=history.indices.astype(np.int64))
+    np.save(out / "popularity.npy", popularity.astype(np.float32))
+    meta = {"format": BUNDLE_FORMAT, "model": model_name, "config": config,
+            "num_users": idmap.num_users, "num_items": idmap.num_items,
+            "dim": int(users.shape[1]) if model is not None else 0,
+            "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
+    (out / "bundle.json").write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load and check a bundle directory.
+
+    Raises:
+        ValueError: a file is missing, the format is unknown, or shapes disagree.
+    """
+    root = Path(path)
+    meta_path = root / "bundle.json"
+    if not meta_path.is_file():
+        raise ValueError(f"{root}: not a recommendation bundle (no bundle.json)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != BUNDLE_FORMAT:
+        raise ValueError(f"{root}: bundle format {meta.get('format')!r}, this code reads {BUNDLE_FORMAT}")
+    idmap = IdMap.load(root / "idmap.json")
+    user_emb = item_emb = None
+    if (root / "embeddings.npz").is_file():
+        emb = np.load(root / "embeddings.npz")
+        user_emb, item_emb = emb["user"], emb["item"]
+        if user_emb.shape[0] != idmap.num_users or item_emb.shape[0] != idmap.num_items:
+            raise ValueError(f"{root}: embeddings {user_emb.shape}/{item_emb.shape} do not match "
+                             f"{idmap.num_users} users / {idmap.num_items} items")
+    hist = np.load(root / "history.npz")
+    history = sp.csr_matrix((np.ones(len(hist["indices"]), np.float32), hist["indices"], hist["indptr"]),
+                            shape=(idmap.num_users, idmap.num_items))
+    items = pd.read_parquet(root / "items.parquet")
+    circles = pd.read_parquet(root / "circles.parquet")
+    popularity = np.load(root / "popularity.npy")
+    if len(items) != idmap.num_items or len(popularity) != idmap.num_items:
+        raise ValueError(f"{root}: items/popularity do not match {idmap.num_items} items")
+    return Bundle(meta, idmap, user_emb, item_emb, items, circles, history, popularity)
