@@ -25,6 +25,28 @@ class Recommender:
         circles = bundle.circles
         self._contacts: dict[str, pd.DataFrame] = {
             str(u): g for u, g in circles.groupby(circles["user_id"].astype(str))} if len(circles) else {}
+        config = bundle.meta.get("config", {})
+        self.support_weight = float(bundle.meta.get("support_weight", 0.0))
+        self._inner_weight = float(config.get("inner_weight", 1.0))
+        self._outer_weight = float(config.get("outer_weight", 0.3))
+        self._use_circles = bool(config.get("use_circles", True))
+
+    def social_support(self, user_id: str) -> np.ndarray:
+        """``[I]`` ``sum_v w_uv [v engaged with i]`` over the user's contacts ``v``, with
+        ``w_uv = circle weight x tie strength`` (the model's own support definition)."""
+        b = self.bundle
+        support = np.zeros(self.idmap.num_items, np.float32)
+        contacts = self._contacts.get(user_id)
+        if contacts is None or not len(contacts):
+            return support
+        c_idx = self.idmap.user_index(contacts["friend_id"].astype(str))
+        inner = contacts["circle"].to_numpy() == "inner"
+        scale = np.where(inner | (not self._use_circles), self._inner_weight, self._outer_weight)
+        weights = (scale * contacts["strength"].to_numpy()).astype(np.float32)
+        for ci, w in zip(c_idx, weights):
+            if ci >= 0:
+                support[b.history.indices[b.history.indptr[ci]:b.history.indptr[ci + 1]]] += w
+        return support
 
     def _scores(self, user_id: str) -> tuple[np.ndarray, str | None, np.ndarray]:
         """Scores ``[I]``, the fallback used (None, 'circle', 'popular') and consumed item indices."""
@@ -32,18 +54,16 @@ class Recommender:
         u = int(self.idmap.user_index([user_id])[0])
         if u >= 0 and b.user_emb is not None and b.history.indptr[u + 1] > b.history.indptr[u]:
             seen = b.history.indices[b.history.indptr[u]:b.history.indptr[u + 1]]
-            return b.item_emb @ b.user_emb[u], None, seen
+            scores = b.item_emb @ b.user_emb[u]
+            if self.support_weight:
+                scores = scores + self.support_weight * np.log1p(self.social_support(user_id))
+            return scores, None, seen
         seen = (b.history.indices[b.history.indptr[u]:b.history.indptr[u + 1]]
                 if u >= 0 else np.zeros(0, np.int64))
-        contacts = self._contacts.get(user_id)
-        if contacts is not None and len(contacts):
-            c_idx = self.idmap.user_index(contacts["friend_id"].astype(str))
-            ok = c_idx >= 0
-            support = np.zeros(self.idmap.num_items, np.float32)
-            for ci, w in zip(c_idx[ok], contacts["strength"].to_numpy(np.float32)[ok]):
-                support[b.history.indices[b.history.indptr[ci]:b.history.indptr[ci + 1]]] += w
-            if support.any():
-                return support / support.max() + 1e-3 * b.popularity, "circle", seen
+        support = self.social_support(user_id)
+        if support.any():
+            # Same blend as training.adjacency.circle_scores.
+            return support / support.max() + b.popularity, "circle", seen
         return b.popularity.astype(np.float32), "popular", seen
 
     def top_items(self, user_id: str, k: int = 20) -> list[tuple[str, float]]:

@@ -23,12 +23,12 @@ class TrainConfig:
     dim: int = 64
     layers: int = 3
     loss: str = "auto"
-    negatives: int = 256
-    temperature: float = 0.2
-    item_bias: bool = False
-    lr: float = 0.002
+    negatives: int = 1024
+    temperature: float = 0.15
+    item_bias: bool = True
+    lr: float = 0.005
     weight_decay: float = 1e-4
-    batch_size: int = 4096
+    batch_size: int = 1024
     max_epochs: int = 300
     patience: int = 10
     eval_every: int = 1
@@ -40,6 +40,7 @@ class TrainConfig:
     use_tie_strength: bool = True
     use_circles: bool = True
     use_event_types: bool = True
+    social_score: str = "auto"
     owner_weight: float = 0.5
     inner_min_strength: float = 0.5
     inner_max_size: int = 15
@@ -60,6 +61,8 @@ class TrainConfig:
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.lr <= 0 or self.temperature <= 0:
             raise ValueError(f"lr and temperature must be > 0, got {self.lr}, {self.temperature}")
+        if self.social_score not in ("auto", "on", "off"):
+            raise ValueError(f"social_score must be auto, on or off, got {self.social_score!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device must be cpu, cuda or auto, got {self.device!r}")
 

@@ -8,13 +8,16 @@ they propagate over (see ``training/adjacency.py``) and the loss:
 - ``lightgcn-s``: plus every social edge with weight 1;
 - ``guanxi``: interactions weighted by event type, contacts weighted by tie strength and by
   circle (inner ties count more than outer ones), content linked to its publishing account,
-  trained with a sampled-softmax loss.
+  an explicit social-support term (what the user's circles engaged with, learnt weight), trained
+  with a sampled-softmax loss on cosine scores plus a per-item bias.
 
 Propagation is LightGCN's: ``E^(l+1) = A E^(l)``, final embedding the mean of layers 0..L, score
 the dot product of user and item embeddings.
 """
 from __future__ import annotations
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -62,11 +65,15 @@ class GraphRecommender(torch.nn.Module):
         temperature: cosine scores are divided by it (cosine models only).
         item_bias: add a learnt per-item bias to cosine scores (``[I]``): cosine alone cannot
             express popularity, which the bias absorbs.
+        support: optional ``[U, I]`` CSR of social support, ``log1p(sum_v w_uv [v engaged with
+            i])`` over the user's contacts ``v`` with circle weights ``w_uv``; when given, scores
+            gain ``support_weight * support[u, i]`` with a learnt ``support_weight``.
     """
 
     def __init__(self, num_users: int, num_items: int, dim: int = 64, num_layers: int = 3,
                  adjacency: Tensor | None = None, init_std: float = 0.1,
-                 cosine: bool = False, temperature: float = 1.0, item_bias: bool = False) -> None:
+                 cosine: bool = False, temperature: float = 1.0, item_bias: bool = False,
+                 support: sp.csr_matrix | None = None) -> None:
         super().__init__()
         if num_layers > 0 and adjacency is None:
             raise ValueError("num_layers > 0 needs an adjacency")
@@ -82,6 +89,23 @@ class GraphRecommender(torch.nn.Module):
         self.cosine = cosine
         self.temperature = temperature if cosine else 1.0
         self.item_bias = torch.nn.Parameter(torch.zeros(num_items)) if (cosine and item_bias) else None
+        self.support = support
+        # Starts at 0: the term earns its weight from the data or stays out of the way.
+        self.support_weight = torch.nn.Parameter(torch.tensor(0.0)) if support is not None else None
+
+    def support_pairs(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
+        """``[n]`` social support of the pairs (0 without a support matrix)."""
+        if self.support is None:
+            return torch.zeros(len(user_idx))
+        vals = np.asarray(self.support[np.array(user_idx.numpy()), np.array(item_idx.numpy())]).ravel()
+        return torch.from_numpy(vals.astype(np.float32))
+
+    def support_grid(self, user_idx: Tensor, item_idx: Tensor | None = None) -> Tensor:
+        """``[n, m]`` social support of users ``[n]`` for items ``[m]`` (all items when None)."""
+        rows = self.support[np.array(user_idx.numpy())]
+        if item_idx is not None:
+            rows = rows[:, np.array(item_idx.numpy())]
+        return torch.from_numpy(rows.toarray().astype(np.float32))
 
     def score_matrix(self, emb: Tensor, user_idx: Tensor) -> Tensor:
         """``[n, I]`` scores of users ``user_idx`` ``[n]`` against every item."""
@@ -90,10 +114,15 @@ class GraphRecommender(torch.nn.Module):
         if not self.cosine:
             return u @ items.T
         scores = F.normalize(u, dim=-1) @ F.normalize(items, dim=-1).T / self.temperature
-        return scores + self.item_bias if self.item_bias is not None else scores
+        if self.item_bias is not None:
+            scores = scores + self.item_bias
+        if self.support is not None:
+            scores = scores + self.support_weight * self.support_grid(user_idx)
+        return scores
 
     def serving_vectors(self) -> tuple[Tensor, Tensor]:
-        """(``[U, d']`` users, ``[I, d']`` items) whose dot product is :meth:`score_matrix`:
+        """(``[U, d']`` users, ``[I, d']`` items) whose dot product is :meth:`score_matrix`
+        without the social-support term (serving adds ``support_weight x support`` itself):
         cosine models are normalised and scaled, the item bias rides on an extra dimension."""
         users, items = self.split(self.get_embedding())
         if not self.cosine:
@@ -127,7 +156,11 @@ class GraphRecommender(torch.nn.Module):
         if not self.cosine:
             return (u * i).sum(dim=-1)
         scores = (F.normalize(u, dim=-1) * F.normalize(i, dim=-1)).sum(dim=-1) / self.temperature
-        return scores + self.item_bias[item_idx] if self.item_bias is not None else scores
+        if self.item_bias is not None:
+            scores = scores + self.item_bias[item_idx]
+        if self.support is not None:
+            scores = scores + self.support_weight * self.support_pairs(user_idx, item_idx)
+        return scores
 
     def recommendation_loss(self, emb: Tensor, user_idx: Tensor, pos_idx: Tensor, neg_idx: Tensor,
                             loss: str = "bpr", temperature: float = 0.2,
@@ -157,6 +190,9 @@ class GraphRecommender(torch.nn.Module):
             if self.item_bias is not None:
                 pos = pos + self.item_bias[pos_idx][:, None]
                 neg = neg + self.item_bias[neg_idx][None, :]
+            if self.support is not None:
+                pos = pos + self.support_weight * self.support_pairs(user_idx, pos_idx)[:, None]
+                neg = neg + self.support_weight * self.support_grid(user_idx, neg_idx)
             logits = torch.cat([pos, neg], dim=1)
             main = F.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long))
         else:

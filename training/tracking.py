@@ -1,6 +1,7 @@
 """One MLflow run per training: resolved config, curves, test metrics, plots, the model bundle.
 
 Metric names: test metrics as ``recall_at_20`` etc.; validation as ``valid_recall_at_20``;
+the best checkpoint's validation as ``best_valid_recall_at_20``;
 breakdowns flattened as ``sparsity_lt10_recall_at_20``, ``kind_merchant_ndcg_at_20``,
 ``cold_start_recall_at_20`` (MLflow names cannot hold ``<`` or ``>``).
 """
@@ -40,7 +41,7 @@ def flat_metrics(metrics: dict) -> dict[str, float]:
         out.update({f"cold_start_{k}": b["cold_start"][k] for k in metric_keys()})
     for k in metric_keys():
         if k in metrics.get("valid", {}):
-            out[f"valid_{k}"] = metrics["valid"][k]
+            out[f"best_valid_{k}"] = metrics["valid"][k]
     return {k: float(v) for k, v in out.items() if v == v}  # drop NaN (empty groups)
 
 

@@ -26,6 +26,7 @@ from features.split import carve_validation
 from features.ties import TieStrengthReport, estimate_tie_strength
 from training.adjacency import (
     build_adjacency, circle_scores, interaction_weights, owner_edges, popularity_scores, social_edges,
+    support_matrix,
 )
 from training.config import TrainConfig
 from training.evaluate import RankingTask, evaluate_ranking
@@ -51,6 +52,7 @@ class Prepared:
     popularity: torch.Tensor
     strengths: pd.DataFrame | None
     circles: pd.DataFrame | None
+    support: sp.csr_matrix | None
     tie_report: TieStrengthReport | None
     seconds: float
 
@@ -120,7 +122,10 @@ def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
         valid_task=_task(idmap, ds.valid, train_csr, train_count, item_kind),
         test_task=_task(idmap, ds.test, known_csr, known_count, item_kind),
         item_kind=item_kind, popularity=popularity_scores(train_csr), strengths=strengths,
-        circles=circles, tie_report=report, seconds=time.perf_counter() - start)
+        circles=circles,
+        support=support_matrix(config, idmap, ds.ties, circles, train_csr,
+                               report.label if report is not None else None),
+        tie_report=report, seconds=time.perf_counter() - start)
 
 
 def make_scorers(model: GraphRecommender | None, prep: Prepared, social: bool
@@ -163,7 +168,8 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
     layers = 0 if config.model == "bpr" else config.layers
     model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, config.dim, layers,
                              prep.adjacency, cosine=config.resolved_loss == "softmax",
-                             temperature=config.temperature, item_bias=config.item_bias)
+                             temperature=config.temperature, item_bias=config.item_bias,
+                             support=prep.support)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     users_t = torch.from_numpy(prep.pair_user)
