@@ -68,7 +68,7 @@ def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
     meta = {"format": BUNDLE_FORMAT, "model": model_name, "config": config,
             "num_users": idmap.num_users, "num_items": idmap.num_items,
             "dim": int(users.shape[1]) if model is not None else 0,
-            "support_weight": float(model.support_weight) if getattr(model, "support_weight", None) is not None else 0.0,
+            "support_weight": model.support_weight.item() if getattr(model, "support_weight", None) is not None else 0.0,
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
     (out / "bundle.json").write_text(json.dumps(meta, indent=2))
     return out

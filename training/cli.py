@@ -61,10 +61,33 @@ def _cmd_split(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.dir)
     world_dir = out / "world"
-    print(f"1/2 generating a synthetic world of {args.users} users in {world_dir}")
+    uri = f"sqlite:///{(out / 'mlflow.db').resolve()}"
+    print(f"1/4 generating a synthetic world of {args.users} users in {world_dir}")
     _cmd_world(argparse.Namespace(users=args.users, seed=args.seed, out=world_dir))
-    print("2/2 building tie strength, circles and the graph")
-    return _cmd_features(argparse.Namespace(data=str(world_dir), json=str(out / "features.json")))
+    print("2/4 building tie strength, circles and the graph")
+    _cmd_features(argparse.Namespace(data=str(world_dir), json=str(out / "features.json")))
+    print(f"3/4 training guanxi (at most {args.time_budget:.0f}s), tracking in {uri}")
+    _cmd_train(argparse.Namespace(
+        data=str(world_dir), from_run=None, model="guanxi", config=None, set=[],
+        time_budget=args.time_budget, metrics_json=str(out / "metrics.json"), no_track=False,
+        tracking_uri=uri, experiment=None, register=True, tag=["demo=1"], no_progress=False))
+    from training.bundle import load_bundle
+    from training.registry import alias_version, download_bundle, promote, use_tracking
+    from serving.recommender import Recommender
+
+    use_tracking(uri)
+    version = alias_version("candidate")
+    promote(version)
+    print(f"4/4 promoted guanxi version {version} to @champion; a few recommendations from it:")
+    bundle = load_bundle(download_bundle("models:/guanxi@champion", out / "champion"))
+    rec = Recommender(bundle)
+    kinds = dict(zip(bundle.items["item_id"].astype(str), bundle.items["kind"]))
+    for user in ("u1", "u2"):
+        ranked, fallback = rec.rank(user, 5)
+        items = ", ".join(f"{bundle.idmap.item_ids[i]} ({kinds[str(bundle.idmap.item_ids[i])]})" for i, _ in ranked)
+        print(f"  {user}{' [' + fallback + ']' if fallback else ''}: {items}")
+    print(f"Browse the run: .venv/bin/mlflow ui --backend-store-uri {uri}")
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -192,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=5_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", default=".demo")
+    p.add_argument("--time-budget", type=float, default=120.0, help="seconds of training")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -71,3 +71,11 @@ def test_train_without_tracking_and_with_time_budget(tiny_world_dir, tmp_path, m
     assert metrics["stopped"] == "time_budget" and metrics["model"] == "bpr"
     assert not (tmp_path / "mlflow.db").exists()
     assert np.isfinite(metrics["recall_at_20"])
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--users", "400", "--time-budget", "3", "--dir", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "promoted guanxi version 1 to @champion" in out
+    assert "  u1" in out and (tmp_path / "demo" / "metrics.json").is_file()
