@@ -96,16 +96,16 @@ class GraphRecommender(torch.nn.Module):
     def support_pairs(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         """``[n]`` social support of the pairs (0 without a support matrix)."""
         if self.support is None:
-            return torch.zeros(len(user_idx))
-        vals = np.asarray(self.support[np.array(user_idx.numpy()), np.array(item_idx.numpy())]).ravel()
-        return torch.from_numpy(vals.astype(np.float32))
+            return torch.zeros(len(user_idx), device=self.embedding.weight.device)
+        vals = np.asarray(self.support[user_idx.cpu().numpy().copy(), item_idx.cpu().numpy().copy()]).ravel()
+        return torch.from_numpy(vals.astype(np.float32)).to(self.embedding.weight.device)
 
     def support_grid(self, user_idx: Tensor, item_idx: Tensor | None = None) -> Tensor:
         """``[n, m]`` social support of users ``[n]`` for items ``[m]`` (all items when None)."""
-        rows = self.support[np.array(user_idx.numpy())]
+        rows = self.support[user_idx.cpu().numpy().copy()]
         if item_idx is not None:
-            rows = rows[:, np.array(item_idx.numpy())]
-        return torch.from_numpy(rows.toarray().astype(np.float32))
+            rows = rows[:, item_idx.cpu().numpy().copy()]
+        return torch.from_numpy(rows.toarray().astype(np.float32)).to(self.embedding.weight.device)
 
     def score_matrix(self, emb: Tensor, user_idx: Tensor) -> Tensor:
         """``[n, I]`` scores of users ``user_idx`` ``[n]`` against every item."""
@@ -130,7 +130,7 @@ class GraphRecommender(torch.nn.Module):
         users = F.normalize(users, dim=-1) / self.temperature
         items = F.normalize(items, dim=-1)
         if self.item_bias is not None:
-            users = torch.cat([users, torch.ones(len(users), 1)], dim=1)
+            users = torch.cat([users, torch.ones(len(users), 1, device=users.device)], dim=1)
             items = torch.cat([items, self.item_bias[:, None]], dim=1)
         return users, items
 
@@ -194,7 +194,7 @@ class GraphRecommender(torch.nn.Module):
                 pos = pos + self.support_weight * self.support_pairs(user_idx, pos_idx)[:, None]
                 neg = neg + self.support_weight * self.support_grid(user_idx, neg_idx)
             logits = torch.cat([pos, neg], dim=1)
-            main = F.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long))
+            main = F.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long, device=u.device))
         else:
             raise ValueError(f"unknown loss {loss!r}; expected 'bpr' or 'softmax'")
         base = self.embedding.weight

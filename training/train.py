@@ -128,6 +128,15 @@ def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
         tie_report=report, seconds=time.perf_counter() - start)
 
 
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (an error when no CUDA device is visible) or ``auto`` (CUDA when visible)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA device; use --set device=cpu")
+    return torch.device(name)
+
+
 def make_scorers(model: GraphRecommender | None, prep: Prepared, social: bool
                  ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
     """(score, fallback) functions ``[n] -> [n, num_items]`` for evaluation and serving."""
@@ -138,7 +147,8 @@ def make_scorers(model: GraphRecommender | None, prep: Prepared, social: bool
         model.eval()
         with torch.no_grad():
             emb = model.get_embedding()
-        score = lambda u: model.score_matrix(emb, u)
+        device = emb.device
+        score = lambda u: model.score_matrix(emb, u.to(device)).cpu()
     has_contacts = np.diff(prep.social_csr.indptr) > 0
 
     def fallback(u: torch.Tensor) -> torch.Tensor:
@@ -166,10 +176,12 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
         return TrainResult(None, prep, metrics, epochs=0)
 
     layers = 0 if config.model == "bpr" else config.layers
+    device = resolve_device(config.device)
+    adjacency = prep.adjacency.to(device) if prep.adjacency is not None else None
     model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, config.dim, layers,
-                             prep.adjacency, cosine=config.resolved_loss == "softmax",
+                             adjacency, cosine=config.resolved_loss == "softmax",
                              temperature=config.temperature, item_bias=config.item_bias,
-                             support=prep.support)
+                             support=prep.support).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     users_t = torch.from_numpy(prep.pair_user)
@@ -191,7 +203,8 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
                 n_neg = len(idx) if config.resolved_loss == "bpr" else config.negatives
                 neg = torch.randint(0, prep.idmap.num_items, (n_neg,), generator=gen)
                 emb = model.get_embedding()
-                loss = model.recommendation_loss(emb, users_t[idx], items_t[idx], neg,
+                loss = model.recommendation_loss(emb, users_t[idx].to(device), items_t[idx].to(device),
+                                                 neg.to(device),
                                                  config.resolved_loss, config.temperature,
                                                  config.weight_decay)
                 if not torch.isfinite(loss):
@@ -229,6 +242,9 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
     train_seconds = time.perf_counter() - start
     if best_state is not None:
         model.load_state_dict(best_state)
+    if device.type != "cpu":  # the result (and what is saved from it) lives on the CPU
+        model.adjacency = prep.adjacency
+        model = model.cpu()
     score, fallback = make_scorers(model, prep, social)
     valid = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
     metrics = evaluate_ranking(score, prep.test_task, fallback, progress=progress)
