@@ -52,6 +52,8 @@ def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
         model.eval()
         with torch.no_grad():
             users, item_vecs = model.serving_vectors()
+        # A model without propagation hands out views of its parameters: detach before numpy.
+        users, item_vecs = users.detach().cpu(), item_vecs.detach().cpu()
         np.savez(out / "embeddings.npz", user=users.numpy().astype(np.float32),
                  item=item_vecs.numpy().astype(np.float32))
         torch.save(model.state_dict(), out / "state_dict.pt")

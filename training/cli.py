@@ -141,9 +141,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.metrics_json)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2))
+        tmp.write_text(json.dumps(_json_safe(payload), indent=2, allow_nan=False))
         tmp.replace(out)
     return 0
+
+
+def _json_safe(value):
+    """NaN (an empty breakdown group) as null: strict JSON for other people's scripts."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:

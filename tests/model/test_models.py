@@ -95,3 +95,23 @@ def test_time_budget_stops_early_and_still_evaluates(checkerboard):
                                              patience=10_000), progress=False)
     assert result.stopped == "time_budget"
     assert result.epochs < 10_000 and "recall_at_20" in result.metrics
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_saves_a_bundle_that_scores_like_the_model(checkerboard, tmp_path, name):
+    """Regression: a model without propagation (bpr) handed out parameter views that numpy refused."""
+    from training.bundle import load_bundle, save_bundle
+    from training.train import make_scorers
+
+    result = train(checkerboard, TrainConfig(model=name, max_epochs=2, dim=8), progress=False)
+    prep = result.prepared
+    save_bundle(tmp_path / "b", model_name=name, config={}, idmap=prep.idmap, model=result.model,
+                items=prep.dataset.items, circles=prep.circles, history=prep.test_task.exclude,
+                popularity=prep.popularity.numpy(), metrics=result.metrics)
+    bundle = load_bundle(tmp_path / "b")
+    if result.model is not None:
+        score, _ = make_scorers(result.model, prep, social=False)
+        with torch.no_grad():
+            expect = score(torch.arange(3)).numpy()
+        got = bundle.user_emb[:3] @ bundle.item_emb.T
+        assert np.allclose(got, expect, atol=1e-4)
