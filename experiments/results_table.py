@@ -48,7 +48,7 @@ def main() -> int:
         train_s = np.mean([r.data.metrics.get("train_seconds", np.nan) for _, r in members])
         best_s = np.mean([r.data.metrics.get("seconds_to_best", np.nan) for _, r in members])
         names = sorted(n for n, _ in members)
-        rerun = "python experiments/run_benchmarks.py --force --only " + " ".join(shlex.quote(n) for n in names)
+        rerun = ".venv/bin/python experiments/run_benchmarks.py --force --only " + " ".join(shlex.quote(n) for n in names)
         seeds = ",".join(sorted(r.data.params.get("seed", "?") for _, r in members))
         lines.append(f"| {dataset} | {model} | {variant} | {seeds} | " + " | ".join(cells)
                      + f" | {train_s:.0f} ({best_s:.0f}) | `{rerun}` |")
