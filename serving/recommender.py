@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.adjacency import circle_weights
 from training.bundle import Bundle
 
 
@@ -40,9 +41,7 @@ class Recommender:
         if contacts is None or not len(contacts):
             return support
         c_idx = self.idmap.user_index(contacts["friend_id"].astype(str))
-        inner = contacts["circle"].to_numpy() == "inner"
-        scale = np.where(inner | (not self._use_circles), self._inner_weight, self._outer_weight)
-        weights = (scale * contacts["strength"].to_numpy()).astype(np.float32)
+        weights = circle_weights(contacts, self._inner_weight, self._outer_weight, self._use_circles)
         for ci, w in zip(c_idx, weights):
             if ci >= 0:
                 support[b.history.indices[b.history.indptr[ci]:b.history.indptr[ci + 1]]] += w

@@ -20,6 +20,16 @@ EVENT_TYPE_WEIGHTS = {"view": 1.0, "read": 1.0, "click": 1.0, "like": 1.5, "comm
                       "share": 2.0, "follow": 2.0, "pay": 2.0, "impression": 0.0}
 
 
+def circle_weights(circles: pd.DataFrame, inner_weight: float, outer_weight: float,
+                   use_circles: bool = True) -> np.ndarray:
+    """``[num_rows]`` weight of each (user, contact) row of a circles table: ``inner_weight x
+    strength`` in the user's inner circle, ``outer_weight x strength`` in the outer one (one weight
+    for both when ``use_circles`` is off). The single definition training and serving share."""
+    inner = circles["circle"].to_numpy() == "inner"
+    scale = np.where(inner | (not use_circles), inner_weight, outer_weight)
+    return (scale * circles["strength"].to_numpy()).astype(np.float32)
+
+
 def social_edges(config: TrainConfig, idmap: IdMap, ties: pd.DataFrame,
                  circles: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetric user-user edges ``(src, dst, weight)``, each ``[num_edges]``, for a model.
@@ -37,9 +47,7 @@ def social_edges(config: TrainConfig, idmap: IdMap, ties: pd.DataFrame,
         return empty
     u = idmap.user_index(circles["user_id"])
     v = idmap.user_index(circles["friend_id"])
-    inner = circles["circle"].to_numpy() == "inner"
-    scale = np.where(inner | (not config.use_circles), config.inner_weight, config.outer_weight)
-    w = (scale * circles["strength"].to_numpy()).astype(np.float32) / 2.0
+    w = circle_weights(circles, config.inner_weight, config.outer_weight, config.use_circles) / 2.0
     m = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([u, v]), np.concatenate([v, u]))),
                       shape=(idmap.num_users, idmap.num_users)).tocsr()
     m.sum_duplicates()
@@ -112,9 +120,7 @@ def support_matrix(config: TrainConfig, idmap: IdMap, ties: pd.DataFrame, circle
     elif circles is not None and len(circles):
         u = idmap.user_index(circles["user_id"])
         v = idmap.user_index(circles["friend_id"])
-        inner = circles["circle"].to_numpy() == "inner"
-        scale = np.where(inner | (not config.use_circles), config.inner_weight, config.outer_weight)
-        w = (scale * circles["strength"].to_numpy()).astype(np.float32)
+        w = circle_weights(circles, config.inner_weight, config.outer_weight, config.use_circles)
     else:
         return None
     ok = (u >= 0) & (v >= 0)
