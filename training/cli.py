@@ -62,11 +62,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.dir)
     world_dir = out / "world"
     uri = f"sqlite:///{(out / 'mlflow.db').resolve()}"
-    print(f"1/4 generating a synthetic world of {args.users} users in {world_dir}")
+    print(f"1/5 generating a synthetic world of {args.users} users in {world_dir}")
     _cmd_world(argparse.Namespace(users=args.users, seed=args.seed, out=world_dir))
-    print("2/4 building tie strength, circles and the graph")
+    print("2/5 building tie strength, circles and the graph")
     _cmd_features(argparse.Namespace(data=str(world_dir), json=str(out / "features.json")))
-    print(f"3/4 training guanxi (at most {args.time_budget:.0f}s), tracking in {uri}")
+    print(f"3/5 training guanxi (at most {args.time_budget:.0f}s), tracking in {uri}")
     _cmd_train(argparse.Namespace(
         data=str(world_dir), from_run=None, model="guanxi", config=None, set=[],
         time_budget=args.time_budget, metrics_json=str(out / "metrics.json"), no_track=False,
@@ -78,7 +78,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     use_tracking(uri)
     version = alias_version("candidate")
     promote(version)
-    print(f"4/4 promoted guanxi version {version} to @champion; a few recommendations from it:")
+    print(f"4/5 promoted guanxi version {version} to @champion; a few recommendations from it:")
     bundle = load_bundle(download_bundle("models:/guanxi@champion", out / "champion"))
     rec = Recommender(bundle)
     kinds = dict(zip(bundle.items["item_id"].astype(str), bundle.items["kind"]))
@@ -87,7 +87,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         items = ", ".join(f"{bundle.idmap.item_ids[i]} ({kinds[str(bundle.idmap.item_ids[i])]})" for i, _ in ranked)
         print(f"  {user}{' [' + fallback + ']' if fallback else ''}: {items}")
     print(f"Browse the run: .venv/bin/mlflow ui --backend-store-uri {uri}")
-    return 0
+    if args.no_serve:
+        return 0
+    from serving.launch import serve_foreground, server_env
+
+    print(f"5/5 serving the champion on http://127.0.0.1:{args.port}")
+    env = server_env(tracking_uri=uri, events_db=str(out / "events.db"))
+    return serve_foreground("127.0.0.1", args.port, env, user_id="u1")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -227,7 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", default=".demo")
     p.add_argument("--time-budget", type=float, default=120.0, help="seconds of training")
+    p.add_argument("--no-serve", action="store_true", help="stop after promoting (do not serve)")
+    p.add_argument("--port", type=int, default=3000, help="serve the champion here (127.0.0.1)")
     p.set_defaults(func=_cmd_demo)
+
+    from serving.commands import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -242,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SchemaError, ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as exc:
         print(f"guanxi {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # a server that would not start
+        print(f"guanxi {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"guanxi {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -90,15 +90,18 @@ def alias_version(alias: str) -> str | None:
         return None
 
 
-def download_bundle(model_uri: str, dst: str | Path | None = None) -> Path:
+def download_bundle(model_uri: str, dst: str | Path | None = None, tracking_uri: str | None = None) -> Path:
     """Fetch the bundle directory of a logged or registered model (``models:/guanxi@champion``).
+
+    ``tracking_uri`` pins the store (default: the one set by :func:`use_tracking`).
 
     Raises:
         ValueError: the URI does not resolve or carries no bundle.
     """
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
-                                                         dst_path=str(dst) if dst else None))
+        local = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=str(dst) if dst else None,
+            tracking_uri=tracking_uri, registry_uri=tracking_uri))
     except mlflow.exceptions.MlflowException as exc:
         raise ValueError(f"cannot fetch {model_uri}: {exc}") from exc
     found = list(local.rglob("bundle.json"))

@@ -75,7 +75,7 @@ def test_train_without_tracking_and_with_time_budget(tiny_world_dir, tmp_path, m
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--users", "400", "--time-budget", "3", "--dir", str(tmp_path / "demo")]) == 0
+    assert main(["demo", "--users", "400", "--time-budget", "3", "--no-serve", "--dir", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "promoted guanxi version 1 to @champion" in out
     assert "  u1" in out and (tmp_path / "demo" / "metrics.json").is_file()

@@ -1,0 +1,16 @@
+"""The yardstick for the serving load test: a BentoML endpoint that does nothing but answer.
+
+``bentoml serve trivial_service:Trivial`` from this folder (experiments/bench_serving.py does).
+"""
+from __future__ import annotations
+
+import os
+
+import bentoml
+
+
+@bentoml.service(name="trivial", workers=int(os.environ.get("GUANXI_WORKERS", "1")))
+class Trivial:
+    @bentoml.api(route="/recommend")
+    async def recommend(self, user_id: str, k: int = 20) -> dict:
+        return {"user_id": user_id, "model_version": "0", "fallback": None, "items": []}

@@ -1,0 +1,70 @@
+"""What each endpoint does, without HTTP (the BentoML service in ``service.py`` only adapts).
+
+Holds the served model (:class:`serving.champion.ChampionHolder`), the event log and the policy.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from serving.champion import ChampionHolder
+from serving.events import EventStore
+from serving.policy import PolicyConfig
+
+logger = logging.getLogger(__name__)
+
+# Impressions older than the retention window are pruned at most this often (seconds).
+PRUNE_EVERY_S = 600.0
+
+
+class RecommendationAPI:
+    """The endpoints' logic.
+
+    Args:
+        holder: the served model and its alias follower.
+        store: the event log (feedback, settings, impressions).
+        policy: the exposure policy.
+    """
+
+    def __init__(self, holder: ChampionHolder, store: EventStore, policy: PolicyConfig) -> None:
+        self.holder = holder
+        self.store = store
+        self.policy = policy
+        self._last_prune = 0.0
+
+    def recommend(self, user_id: str, k: int = 20, kinds: list[str] | None = None,
+                  now: float | None = None) -> dict:
+        """The ``/recommend`` response body; logs the returned slate as impressions."""
+        served = self.holder.current          # one model for the whole request, even mid-swap
+        now = time.time() if now is None else now
+        settings = self.store.settings(user_id)
+        window = int(now - self.policy.frequency_window_hours * 3600)
+        shown = self.store.impression_counts(user_id, window) if self.policy.frequency_cap else {}
+        rec = served.recommender
+        fallback, slate = rec.recommend(user_id, k, self.policy, kinds=kinds, muted_ids=list(settings.mute),
+                                        commercial_opt_out=settings.commercial_opt_out, impressions=shown)
+        items = [{"item_id": str(rec.item_ids[s.item_idx]), "kind": str(rec.kinds[s.item_idx]),
+                  "score": round(s.score, 6), "commercial": s.commercial,
+                  "reason": {"type": s.reason, "contacts_engaged": s.contacts_engaged}} for s in slate]
+        self.store.log_impressions(user_id, [i["item_id"] for i in items], int(now), served.version)
+        self._maybe_prune(now)
+        return {"user_id": user_id, "model_version": served.version, "fallback": fallback, "items": items}
+
+    def feedback(self, events: list[dict]) -> dict:
+        """Store a validated batch durably; ``{"accepted": n}`` only after the commit."""
+        return {"accepted": self.store.append(events)}
+
+    def settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
+                 unmute: list[str]) -> dict:
+        return self.store.update_settings(user_id, commercial_opt_out, mute, unmute).to_json()
+
+    def reload(self) -> dict:
+        return self.holder.reload(force=True)
+
+    def _maybe_prune(self, now: float) -> None:
+        if now - self._last_prune < PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        removed = self.store.prune_impressions(int(now - self.policy.impression_retention_days * 86400))
+        if removed:
+            logger.info("pruned %d impressions past the retention window", removed)

@@ -1,0 +1,199 @@
+"""The event log behind ``/feedback``, ``/settings`` and the impression log (frequency caps).
+
+One small interface (:class:`EventStore`); the default is SQLite in WAL mode
+(:class:`SQLiteEventStore`). Feedback batches are committed with ``synchronous=FULL`` before the
+service acknowledges them, in one transaction (a batch is stored whole or not at all); a repeated
+``event_id`` is ignored, so a retried batch is stored once. Every row carries a monotonically
+increasing ``seq`` that retraining uses as its watermark. Impressions are logged with
+``synchronous=NORMAL`` (a crash may lose the last few; they only feed frequency caps) and deleted
+after the retention window.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL, type TEXT NOT NULL, ts INTEGER NOT NULL, value REAL, received_ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS impressions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, item_id TEXT NOT NULL,
+    ts INTEGER NOT NULL, model_version TEXT);
+CREATE INDEX IF NOT EXISTS impressions_user_ts ON impressions (user_id, ts);
+CREATE TABLE IF NOT EXISTS settings (
+    user_id TEXT PRIMARY KEY, commercial_opt_out INTEGER NOT NULL DEFAULT 0, updated_ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS mutes (
+    user_id TEXT NOT NULL, target_id TEXT NOT NULL, PRIMARY KEY (user_id, target_id));
+"""
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    user_id: str
+    commercial_opt_out: bool = False
+    mute: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict:
+        return {"user_id": self.user_id, "commercial_opt_out": self.commercial_opt_out,
+                "mute": list(self.mute)}
+
+
+class EventStore(Protocol):
+    """What the service and the retraining job need from an event log."""
+
+    def append(self, events: list[dict]) -> int: ...
+    def log_impressions(self, user_id: str, item_ids: list[str], ts: int, model_version: str) -> None: ...
+    def impression_counts(self, user_id: str, since_ts: int) -> dict[str, int]: ...
+    def settings(self, user_id: str) -> UserSettings: ...
+    def update_settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
+                        unmute: list[str]) -> UserSettings: ...
+    def events_since(self, seq: int) -> pd.DataFrame: ...
+    def prune_impressions(self, before_ts: int) -> int: ...
+    def forget(self, user_id: str) -> dict[str, int]: ...
+
+
+class SQLiteEventStore:
+    """SQLite event log (one file; one connection per thread, WAL so readers never block writers).
+
+    Args:
+        path: database file; created with its tables when missing.
+        busy_timeout_ms: how long a writer waits for another process's lock.
+    """
+
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 10_000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._busy = busy_timeout_ms
+        self._local = threading.local()
+        conn = self._conn()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self._busy / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={self._busy}")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def append(self, events: list[dict]) -> int:
+        """Store a validated batch durably (fsync before returning), all or nothing.
+
+        Args:
+            events: dicts with ``user_id``, ``item_id``, ``type`` and optional ``ts`` (default now),
+                ``value``, ``event_id`` (default a fresh uuid: such an event is not idempotent).
+
+        Returns:
+            the number of events in the batch (events already stored count: they are stored).
+        """
+        now = int(time.time())
+        rows = [(e.get("event_id") or uuid.uuid4().hex, str(e["user_id"]), str(e["item_id"]), e["type"],
+                 int(e["ts"]) if e.get("ts") is not None else now, e.get("value"), now) for e in events]
+        conn = self._conn()
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT OR IGNORE INTO events (event_id, user_id, item_id, type, ts, value, "
+                             "received_ts) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    def log_impressions(self, user_id: str, item_ids: list[str], ts: int, model_version: str) -> None:
+        if not item_ids:
+            return
+        conn = self._conn()
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT INTO impressions (user_id, item_id, ts, model_version) VALUES (?, ?, ?, ?)",
+                             [(user_id, i, ts, model_version) for i in item_ids])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def impression_counts(self, user_id: str, since_ts: int) -> dict[str, int]:
+        """item_id -> impressions of the user at or after ``since_ts``."""
+        rows = self._conn().execute(
+            "SELECT item_id, COUNT(*) FROM impressions WHERE user_id = ? AND ts >= ? GROUP BY item_id",
+            (user_id, since_ts)).fetchall()
+        return dict(rows)
+
+    def prune_impressions(self, before_ts: int) -> int:
+        """Delete impressions older than ``before_ts``; returns how many."""
+        cur = self._conn().execute("DELETE FROM impressions WHERE ts < ?", (before_ts,))
+        return cur.rowcount
+
+    def settings(self, user_id: str) -> UserSettings:
+        conn = self._conn()
+        row = conn.execute("SELECT commercial_opt_out FROM settings WHERE user_id = ?", (user_id,)).fetchone()
+        mutes = conn.execute("SELECT target_id FROM mutes WHERE user_id = ? ORDER BY target_id",
+                             (user_id,)).fetchall()
+        return UserSettings(user_id, bool(row[0]) if row else False, tuple(m[0] for m in mutes))
+
+    def update_settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
+                        unmute: list[str]) -> UserSettings:
+        """Apply a settings change durably and return the user's settings after it."""
+        conn = self._conn()
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = conn.execute("SELECT commercial_opt_out FROM settings WHERE user_id = ?",
+                                   (user_id,)).fetchone()
+            opt = commercial_opt_out if commercial_opt_out is not None else bool(current and current[0])
+            conn.execute("INSERT INTO settings (user_id, commercial_opt_out, updated_ts) VALUES (?, ?, ?) "
+                         "ON CONFLICT(user_id) DO UPDATE SET commercial_opt_out = excluded.commercial_opt_out, "
+                         "updated_ts = excluded.updated_ts", (user_id, int(opt), int(time.time())))
+            conn.executemany("INSERT OR IGNORE INTO mutes (user_id, target_id) VALUES (?, ?)",
+                             [(user_id, m) for m in mute])
+            conn.executemany("DELETE FROM mutes WHERE user_id = ? AND target_id = ?",
+                             [(user_id, m) for m in unmute])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return self.settings(user_id)
+
+    def events_since(self, seq: int = 0) -> pd.DataFrame:
+        """Feedback events with ``seq > seq``, oldest first (columns of the events table + seq)."""
+        return pd.read_sql_query(
+            "SELECT seq, user_id, item_id, type, ts, value, event_id FROM events WHERE seq > ? ORDER BY seq",
+            self._conn(), params=(seq,))
+
+    def impressions_since(self, seq: int = 0) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT seq, user_id, item_id, ts, model_version FROM impressions WHERE seq > ? ORDER BY seq",
+            self._conn(), params=(seq,))
+
+    def forget(self, user_id: str) -> dict[str, int]:
+        """Delete every event, impression, setting and mute of ``user_id``; returns counts."""
+        conn = self._conn()
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            counts = {t: conn.execute(f"DELETE FROM {t} WHERE user_id = ?", (user_id,)).rowcount
+                      for t in ("events", "impressions", "settings", "mutes")}
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return counts

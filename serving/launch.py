@@ -1,0 +1,126 @@
+"""Start the BentoML server as a child process (``guanxi serve``, ``make demo``, tests, benchmarks).
+
+The service reads its settings from the environment (:mod:`serving.settings`); this module turns
+flags into that environment, checks the model resolves before anything starts, runs
+``bentoml serve serving.service:Guanxi`` and waits until ``/readyz`` answers.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+SERVICE = "serving.service:Guanxi"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_env(model_uri: str | None = None, tracking_uri: str | None = None, events_db: str | None = None,
+               policy: str | None = None, workers: int | None = None, poll_seconds: float | None = None,
+               base: dict | None = None) -> dict[str, str]:
+    """The child's environment: ``base`` (default ``os.environ``) plus the settings given."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    for key, value in (("GUANXI_MODEL_URI", model_uri), ("MLFLOW_TRACKING_URI", tracking_uri),
+                       ("GUANXI_EVENTS_DB", events_db), ("GUANXI_POLICY", policy),
+                       ("GUANXI_WORKERS", workers), ("GUANXI_POLL_SECONDS", poll_seconds)):
+        if value is not None:
+            env[key] = str(Path(value).resolve()) if key in ("GUANXI_EVENTS_DB", "GUANXI_POLICY") else str(value)
+    return env
+
+
+def check_model(env: dict[str, str]) -> str:
+    """Resolve the model the server would load (fail before starting it).
+
+    Raises:
+        ValueError: the URI does not resolve (no champion yet, unknown version, missing dir).
+    """
+    from serving.champion import resolve_version
+    from serving.settings import DEFAULT_MODEL_URI
+    from training.registry import use_tracking
+
+    uri = env.get("GUANXI_MODEL_URI") or DEFAULT_MODEL_URI
+    if Path(uri).is_dir():
+        return uri
+    use_tracking(env.get("MLFLOW_TRACKING_URI"))
+    try:
+        version = resolve_version(uri)
+    except ValueError as exc:
+        raise ValueError(f"{exc}. Train with `guanxi train --register` and `guanxi promote VERSION` first, "
+                         "or set --model-uri") from exc
+    return f"{uri} (version {version})"
+
+
+def start_server(host: str, port: int, env: dict[str, str], log: Path | None = None,
+                 service: str = SERVICE, cwd: str | Path | None = None) -> subprocess.Popen:
+    """Start ``bentoml serve SERVICE`` (returns at once; see :func:`wait_ready`)."""
+    cmd = [sys.executable, "-m", "bentoml", "serve", service, "--host", host, "--port", str(port)]
+    out = open(log, "ab") if log is not None else None  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                            start_new_session=True, cwd=cwd)
+
+
+def wait_ready(proc: subprocess.Popen, host: str, port: int, timeout: float = 120.0) -> None:
+    """Block until ``/readyz`` answers 200.
+
+    Raises:
+        RuntimeError: the server exited or did not get ready within ``timeout`` seconds.
+    """
+    url = f"http://{host}:{port}/readyz"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with status {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"the server was not ready at {url} within {timeout:.0f}s")
+
+
+def stop_server(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the server's process group, then SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def curl_example(host: str, port: int, user_id: str = "u1") -> str:
+    return (f"curl -s -X POST http://{host}:{port}/recommend -H 'Content-Type: application/json' "
+            f"-d '{{\"user_id\": \"{user_id}\", \"k\": 5}}'")
+
+
+def serve_foreground(host: str, port: int, env: dict[str, str], user_id: str = "u1") -> int:
+    """Run the server until Ctrl-C; print a working curl line once it is ready."""
+    print(f"serving {check_model(env)} on http://{host}:{port} (events: "
+          f"{env.get('GUANXI_EVENTS_DB', 'events.db')}, workers: {env.get('GUANXI_WORKERS', '1')})", flush=True)
+    proc = start_server(host, port, env)
+    try:
+        wait_ready(proc, host, port)
+        print(f"ready. Try:\n  {curl_example(host, port, user_id)}\nCtrl-C stops the server.", flush=True)
+        return proc.wait()
+    except KeyboardInterrupt:
+        print("stopping the server", flush=True)
+        return 0
+    finally:
+        stop_server(proc)

@@ -1,0 +1,210 @@
+"""The exposure policy (ARCHITECTURE.md "Exposure policy"): a pure function from scored
+candidates, the user's circles and history, the impression log and the user's settings to a slate.
+
+Rules, in the order they apply:
+1. consumed items, muted items (and items whose owner is muted), commercial items for a user who
+   opted out, and items at their frequency cap are dropped (settings apply even with the policy off);
+2. trust gating: a commercial item needs inner-circle support >= threshold or to be self-sought;
+3. outward decay: an item with neither inner support nor self-sought loses
+   ``outward_decay * (1 - s)`` from its score, ``s`` the strongest supporting outer tie;
+4. the slate is filled best-first with at most ``floor(max_commercial_share * len(slate))``
+   commercial items;
+5. each item gets a reason (``inner_circle`` first, then ``self_sought``, ``similar_taste``, ``popular``) and
+   the number of the user's own contacts who engaged with it (nobody else is ever counted).
+
+Every knob lives in ``serving/policy.yaml``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+REASONS = ("inner_circle", "self_sought", "similar_taste", "popular")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Every key is documented in ``serving/policy.yaml``."""
+
+    enabled: bool = True
+    candidate_factor: int = 5
+    candidate_min: int = 50
+    commercial_min_inner_support: float = 0.5
+    allow_self_sought: bool = True
+    outward_decay: float = 0.5
+    max_commercial_share: float = 0.3
+    frequency_cap: int = 3
+    frequency_window_hours: float = 24.0
+    impression_retention_days: float = 7.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_commercial_share <= 1.0:
+            raise ValueError(f"max_commercial_share must be in [0, 1], got {self.max_commercial_share}")
+        for name in ("candidate_factor", "candidate_min"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("frequency_cap", "frequency_window_hours", "impression_retention_days",
+                     "outward_decay", "commercial_min_inner_support"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def candidates_per_kind(self, k: int) -> int:
+        return max(self.candidate_min, self.candidate_factor * k)
+
+
+def load_policy(path: str | Path | None = None) -> PolicyConfig:
+    """Defaults from ``serving/policy.yaml``, then the keys set in ``path``.
+
+    Raises:
+        ValueError: a missing file, an unknown key (the valid keys are listed) or a bad value.
+    """
+    config = PolicyConfig()
+    sources = [("serving/policy.yaml", resources.files("serving").joinpath("policy.yaml").read_text())]
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ValueError(f"policy file {p} not found")
+        sources.append((str(p), p.read_text()))
+    types = {f.name: {"int": int, "float": float, "bool": bool}[str(f.type)] for f in fields(PolicyConfig)}
+    for source, text in sources:
+        data = yaml.safe_load(text) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a mapping of key: value")
+        unknown = sorted(set(data) - set(types))
+        if unknown:
+            raise ValueError(f"{source}: unknown policy key {unknown[0]!r}; valid keys: {sorted(types)}")
+        values: dict[str, Any] = {}
+        for key, raw in data.items():
+            kind = types[key]
+            if kind is bool and not isinstance(raw, bool):
+                raise ValueError(f"{source}: {key} must be true or false, got {raw!r}")
+            if kind is not bool and (isinstance(raw, bool) or not isinstance(raw, (int, float))):
+                raise ValueError(f"{source}: {key} must be a number, got {raw!r}")
+            values[key] = kind(raw)
+        config = replace(config, **values)
+    return config
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Scored candidates for one request, all arrays ``[N]``.
+
+    Args:
+        item_idx: item indices (distinct).
+        score: the model's (or fallback's) score, higher is better.
+        commercial: commercial flag per item.
+        owner_idx: the owner's item index, -1 when none.
+        inner_support: sum of tie strength over inner-circle contacts who engaged with the item.
+        outer_strength: strongest tie among outer-circle contacts who engaged (0 when none).
+        contacts_engaged: how many of the user's contacts (inner or outer) engaged.
+        self_sought: the user engaged with the item, its owner or its category before.
+        impressions: times shown to the user within the frequency window.
+    """
+
+    item_idx: np.ndarray
+    score: np.ndarray
+    commercial: np.ndarray
+    owner_idx: np.ndarray
+    inner_support: np.ndarray
+    outer_strength: np.ndarray
+    contacts_engaged: np.ndarray
+    self_sought: np.ndarray
+    impressions: np.ndarray
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What the policy needs to know about the user beyond the candidates.
+
+    Args:
+        consumed: item indices the user already consumed.
+        muted: item indices the user muted (an account's content is muted with it).
+        commercial_opt_out: no commercial item at all.
+    """
+
+    consumed: np.ndarray
+    muted: np.ndarray
+    commercial_opt_out: bool = False
+
+
+@dataclass(frozen=True)
+class SlateItem:
+    item_idx: int
+    score: float
+    commercial: bool
+    reason: str
+    contacts_engaged: int
+
+
+def apply_policy(cands: Candidates, user: UserState, config: PolicyConfig, k: int,
+                 fallback: str | None) -> list[SlateItem]:
+    """Choose at most ``k`` items from ``cands`` under the policy (module doc), best first.
+
+    Args:
+        cands: scored candidates.
+        user: consumed items, mutes and opt-out.
+        config: the policy knobs.
+        k: slate size (>= 1).
+        fallback: ``None`` when scores come from the model, else ``"circle"`` or ``"popular"``
+            (decides between the ``similar_taste`` and ``popular`` reasons).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    keep = ~np.isin(cands.item_idx, user.consumed)
+    keep &= ~np.isin(cands.item_idx, user.muted) & ~np.isin(cands.owner_idx, user.muted)
+    if user.commercial_opt_out:
+        keep &= ~cands.commercial
+    score = cands.score.astype(np.float64, copy=True)
+    trusted = cands.inner_support > 0
+    if config.allow_self_sought:
+        trusted = trusted | cands.self_sought
+    if config.enabled:
+        if config.frequency_cap > 0:
+            keep &= cands.impressions < config.frequency_cap
+        gated = (cands.inner_support >= config.commercial_min_inner_support)
+        if config.allow_self_sought:
+            gated = gated | cands.self_sought
+        keep &= ~cands.commercial | gated
+        score -= np.where(trusted, 0.0, config.outward_decay * (1.0 - np.clip(cands.outer_strength, 0, 1)))
+    keep &= np.isfinite(score)
+    order = np.flatnonzero(keep)
+    order = order[np.argsort(-score[order], kind="stable")]
+    share = config.max_commercial_share if config.enabled else 1.0
+    chosen = _fill(order, cands.commercial, share, k)
+    out = []
+    for i in chosen:
+        if cands.inner_support[i] > 0:
+            reason = "inner_circle"
+        elif cands.self_sought[i] and config.allow_self_sought:
+            reason = "self_sought"
+        else:
+            reason = "similar_taste" if fallback is None else "popular"
+        out.append(SlateItem(int(cands.item_idx[i]), float(score[i]), bool(cands.commercial[i]),
+                             reason, int(cands.contacts_engaged[i])))
+    return out
+
+
+def _fill(order: np.ndarray, commercial: np.ndarray, share: float, k: int) -> list[int]:
+    """Best-first slate of at most ``k`` positions with commercial items <= floor(share * size)."""
+    chosen: list[int] = []
+    n_comm = 0
+    for i in order:
+        if len(chosen) == k:
+            break
+        if commercial[i]:
+            if n_comm + 1 > math.floor(share * k + 1e-9):
+                continue
+            n_comm += 1
+        chosen.append(int(i))
+    # A short slate (few candidates) may still be over the share: drop the weakest commercial items.
+    while n_comm and n_comm > math.floor(share * len(chosen) + 1e-9):
+        last = max(j for j, i in enumerate(chosen) if commercial[i])
+        chosen.pop(last)
+        n_comm -= 1
+    return chosen

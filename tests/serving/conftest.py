@@ -1,0 +1,64 @@
+"""A real registry for the serving tests: a tiny world, two trained versions, v1 promoted.
+
+The BentoML app is built once per session (``Service.to_asgi()`` works once per process).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from training.cli import main
+
+
+@pytest.fixture(scope="session")
+def registry(tiny_world_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``{"dir", "tracking_uri", "world"}`` with guanxi versions 1 and 2 registered, 1 @champion."""
+    root = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{root}/mlflow.db"
+    cwd = os.getcwd()
+    os.chdir(root)  # MLflow puts its artifact folder in the working directory
+    try:
+        for seed in (0, 1):
+            assert main(["train", "--data", str(tiny_world_dir), "--set", "max_epochs=3", "--set",
+                         f"seed={seed}", "--no-progress", "--register", "--tracking-uri", uri]) == 0
+        assert main(["promote", "1", "--tracking-uri", uri]) == 0
+    finally:
+        os.chdir(cwd)
+    return {"dir": root, "tracking_uri": uri, "world": tiny_world_dir}
+
+
+@pytest.fixture(scope="session")
+def bundle(registry: dict):
+    from training.bundle import load_bundle
+    from training.registry import download_bundle
+
+    return load_bundle(download_bundle("models:/guanxi/1", registry["dir"] / "v1",
+                                       registry["tracking_uri"]))
+
+
+@pytest.fixture(scope="session")
+def client(registry: dict, tmp_path_factory: pytest.TempPathFactory):
+    """The service's ASGI app in process (one per test session), serving @champion."""
+    from starlette.testclient import TestClient
+
+    events = tmp_path_factory.mktemp("events") / "events.db"
+    env = {"MLFLOW_TRACKING_URI": registry["tracking_uri"], "GUANXI_EVENTS_DB": str(events),
+           "GUANXI_ADMIN_TOKEN": "admin-secret", "GUANXI_POLL_SECONDS": "0",
+           "GUANXI_MODEL_URI": "models:/guanxi@champion"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        from serving.service import Guanxi
+
+        app = Guanxi.to_asgi()
+        with TestClient(app, raise_server_exceptions=False) as c:
+            c.events_db = events
+            yield c
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
