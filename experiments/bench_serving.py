@@ -117,7 +117,7 @@ def load(service: str, cwd: Path | None, env: dict, seconds: int, script: Path, 
         rows = []
         for c in (1, 8, 32):
             row = wrk(port, c, seconds, script)
-            print(f"  {label:8s} c={c:<3d} p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  "
+            print(f"  {label:12s} c={c:<3d} p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  "
                   f"{row['req_per_s']:.0f} req/s  non-2xx {row['non_2xx']}", flush=True)
             rows.append(row)
         return rows
@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--content-per-user", type=float, default=5.0)
     parser.add_argument("--budget", type=float, default=150.0, help="training seconds")
     parser.add_argument("--seconds", type=int, default=20, help="per wrk run")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -147,21 +147,27 @@ def main() -> None:
     events = BENCH / "events.db"
     for f in BENCH.glob("events.db*"):
         f.unlink()
-    env = server_env(tracking_uri=uri, events_db=str(events), workers=args.workers, poll_seconds=10)
-    result = {"machine": f"{platform.node()} {os.cpu_count()} cores", "workers": args.workers,
-              "wrk_seconds": args.seconds, "in_process": pure}
-    result["guanxi"] = load("serving.service:Guanxi", None, env, args.seconds, script, "guanxi")
-    result["trivial"] = load("trivial_service:Trivial", ROOT / "experiments", env, args.seconds, script, "trivial")
-    result["throughput_ratio"] = {str(g["connections"]): g["req_per_s"] / t["req_per_s"]
-                                  for g, t in zip(result["guanxi"], result["trivial"])}
+    result = {"machine": f"{platform.node()} {os.cpu_count()} cores", "wrk_seconds": args.seconds,
+              "in_process": pure, "runs": []}
+    for workers in args.workers:
+        env = server_env(tracking_uri=uri, events_db=str(events), workers=workers, poll_seconds=10)
+        run = {"workers": workers,
+               "guanxi": load("serving.service:Guanxi", None, env, args.seconds, script, f"guanxi-w{workers}"),
+               "trivial": load("trivial_service:Trivial", ROOT / "experiments", env, args.seconds, script,
+                               f"trivial-w{workers}")}
+        run["throughput_ratio"] = {str(g["connections"]): g["req_per_s"] / t["req_per_s"]
+                                   for g, t in zip(run["guanxi"], run["trivial"])}
+        result["runs"].append(run)
     OUT.write_text(json.dumps(result, indent=2))
-    print(f"\n{pure['items']} items, {args.workers} worker(s), policy on; wrk on the same machine\n")
-    print("| endpoint | clients | p50 ms | p99 ms | req/s | non-2xx |\n|---|---|---|---|---|---|")
-    for label in ("guanxi", "trivial"):
-        for r in result[label]:
-            print(f"| {label} | {r['connections']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                  f"{r['req_per_s']:.0f} | {r['non_2xx']} |")
-    print("throughput guanxi / trivial:", {k: round(v, 2) for k, v in result["throughput_ratio"].items()})
+    print(f"\n{pure['items']} items, policy on; wrk on the same machine\n")
+    print("| workers | endpoint | clients | p50 ms | p99 ms | req/s | non-2xx | guanxi/trivial req/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for run in result["runs"]:
+        for label in ("guanxi", "trivial"):
+            for r in run[label]:
+                ratio = run["throughput_ratio"][str(r["connections"])] if label == "guanxi" else ""
+                print(f"| {run['workers']} | {label} | {r['connections']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                      f"{r['req_per_s']:.0f} | {r['non_2xx']} | {ratio if ratio == '' else f'{ratio:.2f}'} |")
 
 
 if __name__ == "__main__":

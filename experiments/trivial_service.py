@@ -9,7 +9,8 @@ import os
 import bentoml
 
 
-@bentoml.service(name="trivial", workers=int(os.environ.get("GUANXI_WORKERS", "1")))
+@bentoml.service(name="trivial", workers=int(os.environ.get("GUANXI_WORKERS", "1")),
+                 logging={"access": {"enabled": False}})
 class Trivial:
     @bentoml.api(route="/recommend")
     async def recommend(self, user_id: str, k: int = 20) -> dict:

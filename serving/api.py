@@ -7,9 +7,11 @@ from __future__ import annotations
 import logging
 import time
 
-from serving.champion import ChampionHolder
+from serving.batcher import MicroBatcher
+from serving.champion import ChampionHolder, Served
 from serving.events import EventStore
 from serving.policy import PolicyConfig
+from serving.recommender import Scored
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +33,31 @@ class RecommendationAPI:
         self.store = store
         self.policy = policy
         self._last_prune = 0.0
+        self._batcher: MicroBatcher | None = None
+
+    def _score_batch(self, user_ids: list[str]) -> list[tuple[Served, Scored]]:
+        served = self.holder.current          # one model for the whole batch, even mid-swap
+        return [(served, s) for s in served.recommender.score_many(user_ids)]
+
+    async def recommend_async(self, user_id: str, k: int = 20, kinds: list[str] | None = None) -> dict:
+        """:meth:`recommend` with scoring micro-batched across concurrent requests."""
+        if self._batcher is None:
+            self._batcher = MicroBatcher(self._score_batch)
+        served, scored = await self._batcher.submit(user_id)
+        return self.recommend(user_id, k, kinds, served=served, scored=scored)
 
     def recommend(self, user_id: str, k: int = 20, kinds: list[str] | None = None,
-                  now: float | None = None) -> dict:
+                  now: float | None = None, served: Served | None = None, scored: Scored | None = None) -> dict:
         """The ``/recommend`` response body; logs the returned slate as impressions."""
-        served = self.holder.current          # one model for the whole request, even mid-swap
+        served = served or self.holder.current  # one model for the whole request, even mid-swap
         now = time.time() if now is None else now
         settings = self.store.settings(user_id)
         window = int(now - self.policy.frequency_window_hours * 3600)
         shown = self.store.impression_counts(user_id, window) if self.policy.frequency_cap else {}
         rec = served.recommender
         fallback, slate = rec.recommend(user_id, k, self.policy, kinds=kinds, muted_ids=list(settings.mute),
-                                        commercial_opt_out=settings.commercial_opt_out, impressions=shown)
+                                        commercial_opt_out=settings.commercial_opt_out, impressions=shown,
+                                        scored=scored)
         items = [{"item_id": str(rec.item_ids[s.item_idx]), "kind": str(rec.kinds[s.item_idx]),
                   "score": round(s.score, 6), "commercial": s.commercial,
                   "reason": {"type": s.reason, "contacts_engaged": s.contacts_engaged}} for s in slate]

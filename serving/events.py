@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS settings (
     user_id TEXT PRIMARY KEY, commercial_opt_out INTEGER NOT NULL DEFAULT 0, updated_ts INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS mutes (
     user_id TEXT NOT NULL, target_id TEXT NOT NULL, PRIMARY KEY (user_id, target_id));
+CREATE TABLE IF NOT EXISTS forgotten (user_id TEXT PRIMARY KEY, ts INTEGER NOT NULL);
 """
 
 
@@ -58,6 +59,8 @@ class EventStore(Protocol):
     def events_since(self, seq: int) -> pd.DataFrame: ...
     def prune_impressions(self, before_ts: int) -> int: ...
     def forget(self, user_id: str) -> dict[str, int]: ...
+    def forgotten_users(self) -> set[str]: ...
+    def max_seq(self) -> int: ...
 
 
 class SQLiteEventStore:
@@ -184,14 +187,25 @@ class SQLiteEventStore:
             "SELECT seq, user_id, item_id, ts, model_version FROM impressions WHERE seq > ? ORDER BY seq",
             self._conn(), params=(seq,))
 
+    def forgotten_users(self) -> set[str]:
+        """Users who asked to be forgotten: kept out of every later model."""
+        return {r[0] for r in self._conn().execute("SELECT user_id FROM forgotten").fetchall()}
+
+    def max_seq(self) -> int:
+        row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        return int(row[0])
+
     def forget(self, user_id: str) -> dict[str, int]:
-        """Delete every event, impression, setting and mute of ``user_id``; returns counts."""
+        """Delete every event, impression, setting and mute of ``user_id`` and remember the id so
+        retraining drops the user from the base data too; returns the counts deleted."""
         conn = self._conn()
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("BEGIN IMMEDIATE")
         try:
             counts = {t: conn.execute(f"DELETE FROM {t} WHERE user_id = ?", (user_id,)).rowcount
                       for t in ("events", "impressions", "settings", "mutes")}
+            conn.execute("INSERT OR REPLACE INTO forgotten (user_id, ts) VALUES (?, ?)",
+                         (user_id, int(time.time())))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -31,6 +31,12 @@ def server_env(model_uri: str | None = None, tracking_uri: str | None = None, ev
     """The child's environment: ``base`` (default ``os.environ``) plus the settings given."""
     env = dict(os.environ if base is None else base)
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    # Scoring is one matrix-vector product per request, bound by memory bandwidth: one worker uses
+    # every core for it; several workers share the cores rather than fight over them.
+    n_workers = int(workers or env.get("GUANXI_WORKERS") or 1)
+    threads = str(max(1, (os.cpu_count() or 1) // n_workers))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, threads)
     for key, value in (("GUANXI_MODEL_URI", model_uri), ("MLFLOW_TRACKING_URI", tracking_uri),
                        ("GUANXI_EVENTS_DB", events_db), ("GUANXI_POLICY", policy),
                        ("GUANXI_WORKERS", workers), ("GUANXI_POLL_SECONDS", poll_seconds)):

@@ -156,8 +156,9 @@ def apply_policy(cands: Candidates, user: UserState, config: PolicyConfig, k: in
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    keep = ~np.isin(cands.item_idx, user.consumed)
-    keep &= ~np.isin(cands.item_idx, user.muted) & ~np.isin(cands.owner_idx, user.muted)
+    keep = ~np.isin(cands.item_idx, user.consumed) if len(user.consumed) else np.ones(len(cands.item_idx), bool)
+    if len(user.muted):
+        keep &= ~np.isin(cands.item_idx, user.muted) & ~np.isin(cands.owner_idx, user.muted)
     if user.commercial_opt_out:
         keep &= ~cands.commercial
     score = cands.score.astype(np.float64, copy=True)
@@ -208,3 +209,37 @@ def _fill(order: np.ndarray, commercial: np.ndarray, share: float, k: int) -> li
         chosen.pop(last)
         n_comm -= 1
     return chosen
+
+
+def slate_violations(cands: Candidates, user: UserState, config: PolicyConfig, k: int,
+                     slate: list[SlateItem]) -> list[str]:
+    """What a slate breaks of the policy's invariants (empty when it keeps them all): used to
+    replay a candidate model's slates before it may be promoted."""
+    pos = {int(i): j for j, i in enumerate(cands.item_idx)}
+    bad: list[str] = []
+    if len(slate) > k or len({s.item_idx for s in slate}) != len(slate):
+        bad.append("slate longer than k or with repeats")
+    consumed, muted = set(user.consumed.tolist()), set(user.muted.tolist())
+    for s in slate:
+        j = pos.get(s.item_idx)
+        if j is None:
+            bad.append(f"item {s.item_idx} is not a candidate")
+            continue
+        if s.item_idx in consumed:
+            bad.append(f"item {s.item_idx} was consumed")
+        if s.item_idx in muted or int(cands.owner_idx[j]) in muted:
+            bad.append(f"item {s.item_idx} is muted")
+        if s.commercial and user.commercial_opt_out:
+            bad.append(f"commercial item {s.item_idx} for an opted-out user")
+        if s.contacts_engaged != int(cands.contacts_engaged[j]):
+            bad.append(f"item {s.item_idx} explains with a count that is not its contacts'")
+        if config.enabled and s.commercial and not (
+                cands.inner_support[j] >= config.commercial_min_inner_support
+                or (config.allow_self_sought and cands.self_sought[j])):
+            bad.append(f"commercial item {s.item_idx} without a trusted path")
+        if config.enabled and config.frequency_cap and cands.impressions[j] >= config.frequency_cap:
+            bad.append(f"item {s.item_idx} past its frequency cap")
+    if config.enabled and sum(s.commercial for s in slate) > math.floor(
+            config.max_commercial_share * len(slate) + 1e-9):
+        bad.append("commercial share above the cap")
+    return bad

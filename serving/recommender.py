@@ -21,7 +21,7 @@ from training.bundle import Bundle
 
 @dataclass(frozen=True)
 class Scored:
-    """Scores ``[I]`` for one user, the fallback used and the consumed item indices."""
+    """Scores ``[I]`` for one user (a fresh array), the fallback used and the consumed item indices."""
 
     scores: np.ndarray
     fallback: str | None
@@ -30,6 +30,30 @@ class Scored:
     weight: np.ndarray        # [C] circle weight x strength (the model's social weight)
     strength: np.ndarray      # [C] tie strength
     inner: np.ndarray         # [C] bool, contact is in the user's inner circle
+    c_items: np.ndarray       # [m] sorted items some contact engaged with
+    c_inverse: np.ndarray     # [e] per (contact, item) entry: position in c_items
+    c_entry: np.ndarray       # [e] per entry: position of the contact in ``contacts``
+
+
+def _top_n(s: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` largest values of ``s [m]``, unordered, without sorting ``s``.
+
+    For a large ``s``, a strided sample gives a threshold that a few times ``n`` values pass;
+    only those are partitioned (one comparison pass over ``s`` instead of a partition of it).
+    Falls back to a full ``argpartition`` when too few pass.
+    """
+    m = len(s)
+    if n >= m:
+        return np.arange(m)
+    if m > 64 * n and m > 8192:
+        stride = m // 4096
+        sample = s[::stride]
+        q = min(len(sample) - 1, int(np.ceil(4 * n * len(sample) / m)) + 8)   # ~4n pass on average
+        thr = np.partition(sample, len(sample) - 1 - q)[len(sample) - 1 - q]
+        idx = np.flatnonzero(s >= thr)
+        if len(idx) >= n:
+            return idx[np.argpartition(s[idx], len(idx) - n)[len(idx) - n:]]
+    return np.argpartition(s, m - n)[m - n:]
 
 
 class Recommender:
@@ -53,7 +77,11 @@ class Recommender:
         category = items["category"].astype(object).where(items["category"].notna(), None)
         codes, _ = pd.factorize(category, use_na_sentinel=True)
         self.category = codes.astype(np.int64)          # -1 when none
+        self.n_categories = int(codes.max()) + 1 if len(codes) else 0
         self.kind_items = {k: np.flatnonzero(self.kinds == k) for k in ITEM_KINDS}
+        # Kinds stored as one contiguous index range are sliced as views (no gather per request).
+        self.kind_span = {k: (int(p[0]), int(p[-1]) + 1) for k, p in self.kind_items.items()
+                          if len(p) and p[-1] - p[0] + 1 == len(p)}
         config = bundle.meta.get("config", {})
         self.support_weight = float(bundle.meta.get("support_weight", 0.0))
         self._build_contacts(bundle.circles, float(config.get("inner_weight", 1.0)),
@@ -87,28 +115,64 @@ class Recommender:
         """``[n]`` item_idx per id, -1 for ids the model does not know."""
         return np.array([self._item_pos.get(str(i), -1) for i in item_ids], dtype=np.int64)
 
-    def _engaged(self, contacts: np.ndarray, values: np.ndarray, reduce: str = "sum") -> np.ndarray:
-        """``[I]`` per item: sum (or max) of ``values [C]`` over the contacts who engaged with it."""
+    def _contact_entries(self, contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pass over the contacts' histories: sorted distinct items ``[m]``, and per (contact,
+        item) entry its item position ``[e]`` and contact position ``[e]``. Never touches ``[I]``."""
         h = self.bundle.history
-        out = np.zeros(self.idmap.num_items, np.float32)
-        if not len(contacts):
-            return out
         starts, ends = h.indptr[contacts], h.indptr[contacts + 1]
         lengths = ends - starts
-        if not lengths.sum():
+        if not len(contacts) or not lengths.sum():
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty
+        idx = np.concatenate([h.indices[a:b] for a, b in zip(starts, ends)])
+        items, inverse = np.unique(idx, return_inverse=True)
+        return items, inverse, np.repeat(np.arange(len(contacts)), lengths)
+
+    @staticmethod
+    def _sum(scored: Scored, per_contact: np.ndarray) -> np.ndarray:
+        """``[m]`` sum of ``per_contact [C]`` over the contacts who engaged with each of ``c_items``."""
+        return np.bincount(scored.c_inverse, weights=per_contact[scored.c_entry], minlength=len(scored.c_items))
+
+    @staticmethod
+    def _lookup(items: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """``values`` at ``query`` item indices (0 where an item is absent from sorted ``items``)."""
+        out = np.zeros(len(query), np.float64)
+        if not len(items):
             return out
-        idx = np.concatenate([h.indices[s:e] for s, e in zip(starts, ends)])
-        vals = np.repeat(values.astype(np.float32), lengths)
-        if reduce == "sum":
-            np.add.at(out, idx, vals)
-        else:
-            np.maximum.at(out, idx, vals)
+        pos = np.minimum(np.searchsorted(items, query), len(items) - 1)
+        hit = items[pos] == query
+        out[hit] = values[pos[hit]]
         return out
 
     def score(self, user_id: str) -> Scored:
         """Score every item for ``user_id`` (see module doc)."""
+        return self.score_many([user_id])[0]
+
+    def score_many(self, user_ids: list[str]) -> list[Scored]:
+        """:meth:`score` for several users at once: the known ones share one matrix product, so
+        the item matrix is read from memory once per batch instead of once per user."""
         b = self.bundle
-        u = self.user_index(user_id)
+        rows = [self.user_index(u) for u in user_ids]
+        known = [u >= 0 and b.user_emb is not None and b.history.indptr[u + 1] > b.history.indptr[u]
+                 for u in rows]
+        sel = [u for u, k in zip(rows, known) if k]
+        if len(sel) == 1:
+            block = (b.item_emb @ b.user_emb[sel[0]])[None, :]
+        elif sel:
+            block = b.user_emb[sel] @ b.item_emb.T                    # [n_known, I], rows contiguous
+        out, j = [], 0
+        for u, is_known in zip(rows, known):
+            if is_known:
+                scores = block[j]                                     # fresh: ours to change
+                j += 1
+            else:
+                scores = b.popularity.astype(np.float32, copy=True)
+            out.append(self._finish(u, scores, is_known))
+        return out
+
+    def _finish(self, u: int, scores: np.ndarray, known: bool) -> Scored:
+        """Add the social side to a user's raw scores (support term, or the circle fallback)."""
+        b = self.bundle
         if u >= 0:
             lo, hi = self._c_indptr[u], self._c_indptr[u + 1]
             contacts, weight = self._c_user[lo:hi], self._c_weight[lo:hi]
@@ -119,32 +183,36 @@ class Recommender:
             weight = strength = np.zeros(0, np.float32)
             inner = np.zeros(0, bool)
             consumed = np.zeros(0, np.int64)
-        parts = (consumed, contacts, weight, strength, inner)
-        if u >= 0 and b.user_emb is not None and len(consumed):
-            scores = b.item_emb @ b.user_emb[u]
+        entries = self._contact_entries(contacts)
+        scored = Scored(scores, None if known else "popular", consumed, contacts, weight, strength, inner,
+                        *entries)
+        if not len(entries[0]):
+            return scored
+        support = self._sum(scored, weight.astype(np.float64))
+        if known:
             if self.support_weight:
-                scores = scores + self.support_weight * np.log1p(self._engaged(contacts, weight))
-            return Scored(scores, None, *parts)
-        support = self._engaged(contacts, weight)
-        if support.any():
+                scores[entries[0]] += np.float32(self.support_weight) * np.log1p(support).astype(np.float32)
+            return scored
+        if support.max() > 0:
             # Same blend as training.adjacency.circle_scores.
-            return Scored(support / support.max() + b.popularity, "circle", *parts)
-        return Scored(b.popularity.astype(np.float32), "popular", *parts)
+            scores[entries[0]] += (support / support.max()).astype(np.float32)
+            return Scored(scores, "circle", consumed, contacts, weight, strength, inner, *entries)
+        return scored
 
     def social_support(self, user_id: str) -> np.ndarray:
         """``[I]`` ``sum_v w_uv [v engaged with i]`` over the user's contacts ``v`` (the model's
         social weights ``w_uv`` = circle weight x tie strength)."""
-        u = self.user_index(user_id)
-        if u < 0:
-            return np.zeros(self.idmap.num_items, np.float32)
-        lo, hi = self._c_indptr[u], self._c_indptr[u + 1]
-        return self._engaged(self._c_user[lo:hi], self._c_weight[lo:hi])
+        scored = self.score(user_id)
+        out = np.zeros(self.idmap.num_items, np.float32)
+        if len(scored.c_items):
+            out[scored.c_items] = self._sum(scored, scored.weight.astype(np.float64))
+        return out
 
     def candidates(self, scored: Scored, n_per_kind: int, kinds: list[str] | None = None,
                    exclude: np.ndarray | None = None) -> np.ndarray:
         """Item indices: the top ``n_per_kind`` of each requested kind by score, consumed (and
         ``exclude``) items left out, without a full sort."""
-        scores = scored.scores.astype(np.float32, copy=True)
+        scores = scored.scores                       # fresh per request (see score()): masked in place
         scores[scored.consumed] = -np.inf
         if exclude is not None and len(exclude):
             scores[exclude] = -np.inf
@@ -153,35 +221,45 @@ class Recommender:
             pool = self.kind_items.get(kind)
             if pool is None or not len(pool):
                 continue
-            s = scores[pool]
-            n = min(n_per_kind, len(pool))
-            top = np.argpartition(-s, n - 1)[:n] if n < len(pool) else np.arange(len(pool))
+            span = self.kind_span.get(kind)
+            s = scores[span[0]:span[1]] if span is not None else scores[pool]   # a view when contiguous
+            top = _top_n(s, min(n_per_kind, len(pool)))
             top = top[np.isfinite(s[top])]
             out.append(pool[top])
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
     def describe(self, scored: Scored, cand: np.ndarray, impressions: np.ndarray | None = None) -> Candidates:
         """The policy's view of candidates ``cand [N]``: support, self-sought, impressions."""
-        inner_support = self._engaged(scored.contacts[scored.inner], scored.strength[scored.inner])
-        outer = ~scored.inner
-        outer_strength = self._engaged(scored.contacts[outer], scored.strength[outer], reduce="max")
-        engaged = self._engaged(scored.contacts, np.ones(len(scored.contacts), np.float32))
+        items = scored.c_items
+        strength = scored.strength.astype(np.float64)
+        inner_support = self._lookup(items, self._sum(scored, np.where(scored.inner, strength, 0.0)), cand)
+        engaged = self._lookup(items, self._sum(scored, np.ones(len(strength))), cand)
+        outer_max = np.zeros(len(items), np.float64)
+        if len(items):
+            outer = ~scored.inner[scored.c_entry]
+            np.maximum.at(outer_max, scored.c_inverse[outer], strength[scored.c_entry[outer]])
+        outer_strength = self._lookup(items, outer_max, cand)
         mine = scored.consumed
-        sought_owners = np.union1d(mine, self.owner_idx[mine][self.owner_idx[mine] >= 0])
-        sought_cats = np.unique(self.category[mine][self.category[mine] >= 0])
         owner = self.owner_idx[cand]
-        self_sought = (np.isin(cand, sought_owners) | ((owner >= 0) & np.isin(owner, sought_owners))
-                       | ((self.category[cand] >= 0) & np.isin(self.category[cand], sought_cats)))
+        # Marks over the (small) id spaces instead of set operations: cheaper per request.
+        sought = np.zeros(self.idmap.num_items + 1, bool)            # slot -1 = "no owner", never set
+        sought[mine] = True
+        sought[self.owner_idx[mine]] = True
+        sought[-1] = False
+        cats = np.zeros(self.n_categories + 1, bool)
+        cats[self.category[mine]] = True
+        cats[-1] = False
+        self_sought = sought[cand] | sought[owner] | cats[self.category[cand]]
         return Candidates(
             item_idx=cand, score=scored.scores[cand].astype(np.float64), commercial=self.commercial[cand],
-            owner_idx=owner, inner_support=inner_support[cand].astype(np.float64),
-            outer_strength=outer_strength[cand].astype(np.float64),
-            contacts_engaged=np.rint(engaged[cand]).astype(np.int64), self_sought=self_sought,
+            owner_idx=owner, inner_support=inner_support, outer_strength=outer_strength,
+            contacts_engaged=np.rint(engaged).astype(np.int64), self_sought=self_sought,
             impressions=impressions if impressions is not None else np.zeros(len(cand), np.int64))
 
     def recommend(self, user_id: str, k: int, policy: PolicyConfig, kinds: list[str] | None = None,
                   muted_ids: list[str] = (), commercial_opt_out: bool = False,
-                  impressions: dict[str, int] | None = None) -> tuple[str | None, list[SlateItem]]:
+                  impressions: dict[str, int] | None = None, scored: Scored | None = None
+                  ) -> tuple[str | None, list[SlateItem]]:
         """The slate for one request: fallback used and at most ``k`` items, best first.
 
         Args:
@@ -192,10 +270,11 @@ class Recommender:
             muted_ids: ids the user muted (items or owners).
             commercial_opt_out: leave out every commercial item.
             impressions: item_id -> times shown to the user inside the frequency window.
+            scored: the user's scores when already computed (:meth:`score_many`).
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        scored = self.score(user_id)
+        scored = scored if scored is not None else self.score(user_id)
         muted = self.item_index(list(muted_ids))
         muted = muted[muted >= 0]
         muted_owned = np.flatnonzero(np.isin(self.owner_idx, muted)) if len(muted) else muted
@@ -203,8 +282,10 @@ class Recommender:
                                exclude=np.concatenate([muted, muted_owned]))
         shown = np.zeros(len(cand), np.int64)
         if impressions:
-            pos = {int(i): n for i, n in zip(self.item_index(list(impressions)), impressions.values()) if i >= 0}
-            shown = np.array([pos.get(int(i), 0) for i in cand], np.int64)
+            idx = self.item_index(list(impressions))
+            counts = np.fromiter(impressions.values(), np.float64, len(impressions))
+            order = np.argsort(idx)
+            shown = self._lookup(idx[order], counts[order], cand).astype(np.int64)
         state = UserState(consumed=scored.consumed, muted=muted, commercial_opt_out=commercial_opt_out)
         return scored.fallback, apply_policy(self.describe(scored, cand, shown), state, policy, k,
                                              scored.fallback)
@@ -221,7 +302,7 @@ class Recommender:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         scored = self.score(str(user_id))
-        scores = scored.scores.astype(np.float32, copy=True)
+        scores = scored.scores
         scores[scored.consumed] = -np.inf
         if allowed is not None:
             scores[~allowed] = -np.inf

@@ -47,8 +47,10 @@ def _deny(ctx: bentoml.Context, expected: str | None, what: str, required: bool)
     return None
 
 
+# Access logs off: one log line per request cost more than the recommendation itself under load
+# (BentoML's Prometheus metrics still count every request).
 @bentoml.service(name="guanxi", workers=int(os.environ.get("GUANXI_WORKERS", "1")),
-                 traffic={"timeout": 60})
+                 traffic={"timeout": 60}, logging={"access": {"enabled": False}})
 class Guanxi:
     """Recommendations with trust-gated exposure, feedback, settings and model reload."""
 
@@ -80,7 +82,7 @@ class Guanxi:
         """Top ``k`` items for ``user_id`` after the exposure policy, each with its reason."""
         # The body is built as plain data and serialised once (the Recommendation model documents
         # it in OpenAPI; re-validating our own output would only add latency).
-        body = self.api.recommend(user_id, k, kinds)
+        body = await self.api.recommend_async(user_id, k, kinds)
         return Response(json.dumps(body), media_type="application/json")  # type: ignore[return-value]
 
     @bentoml.api(route="/feedback")

@@ -237,9 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=3000, help="serve the champion here (127.0.0.1)")
     p.set_defaults(func=_cmd_demo)
 
-    from serving.commands import add_parsers
+    from serving.commands import add_parsers as add_serving
+    from training.ops import add_parsers as add_ops
 
-    add_parsers(sub)
+    add_serving(sub)
+    add_ops(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import mlflow
@@ -69,7 +70,7 @@ def register_candidate(model_uri: str, run_id: str) -> str:
 
 
 def promote(version: str) -> None:
-    """Move ``@champion`` to ``version``.
+    """Move ``@champion`` to ``version`` and append it to the champion history (for rollback).
 
     Raises:
         ValueError: no such version.
@@ -79,7 +80,51 @@ def promote(version: str) -> None:
         client.get_model_version(MODEL_NAME, str(version))
     except mlflow.exceptions.MlflowException as exc:
         raise ValueError(f"no version {version!r} of registered model {MODEL_NAME!r}") from exc
+    history = champion_history()
+    if not history or history[-1] != str(version):
+        history.append(str(version))
+    client.set_registered_model_tag(MODEL_NAME, "champion_history", ",".join(history[-50:]))
     client.set_registered_model_alias(MODEL_NAME, "champion", str(version))
+
+
+def champion_history() -> list[str]:
+    """Versions that were @champion, oldest first (the registered model's ``champion_history`` tag)."""
+    client = mlflow.MlflowClient()
+    try:
+        tags = client.get_registered_model(MODEL_NAME).tags
+    except mlflow.exceptions.MlflowException:
+        return []
+    return [v for v in tags.get("champion_history", "").split(",") if v]
+
+
+def rollback() -> tuple[str, str]:
+    """Move ``@champion`` back to the version that held it before; returns ``(from, to)``.
+
+    Raises:
+        ValueError: there is no earlier champion to go back to.
+    """
+    client = mlflow.MlflowClient()
+    current = alias_version("champion")
+    history = champion_history()
+    while history and history[-1] == current:
+        history.pop()
+    if not history:
+        raise ValueError(f"no earlier champion to roll back to (champion is {current})")
+    target = history[-1]
+    client.set_registered_model_tag(MODEL_NAME, "champion_history", ",".join(history))
+    client.set_registered_model_alias(MODEL_NAME, "champion", target)
+    return str(current), target
+
+
+def _artifact_location(model_uri: str, tracking_uri: str | None) -> str:
+    """``models:/NAME/V`` or ``models:/NAME@ALIAS`` as the artifact location in ``tracking_uri``'s
+    registry (MLflow's ``models:/`` resolver reads only the process-wide registry URI)."""
+    m = re.match(r"^models:/([^/@]+)(?:/(\d+)|@([^/]+))$", model_uri)
+    if tracking_uri is None or m is None:
+        return model_uri
+    client = mlflow.MlflowClient(tracking_uri, tracking_uri)
+    version = m[2] or client.get_model_version_by_alias(m[1], m[3]).version
+    return client.get_model_version_download_uri(m[1], str(version))
 
 
 def alias_version(alias: str) -> str | None:
@@ -99,6 +144,7 @@ def download_bundle(model_uri: str, dst: str | Path | None = None, tracking_uri:
         ValueError: the URI does not resolve or carries no bundle.
     """
     try:
+        model_uri = _artifact_location(model_uri, tracking_uri)
         local = Path(mlflow.artifacts.download_artifacts(
             artifact_uri=model_uri, dst_path=str(dst) if dst else None,
             tracking_uri=tracking_uri, registry_uri=tracking_uri))

@@ -163,8 +163,13 @@ def make_scorers(model: GraphRecommender | None, prep: Prepared, social: bool
 
 
 def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
-          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
-    """Train ``config.model`` on ``dataset`` and evaluate the best-validation checkpoint on test."""
+          on_epoch: Callable[[dict], None] | None = None,
+          warm_start: Callable[[torch.nn.Module, IdMap], int] | None = None) -> TrainResult:
+    """Train ``config.model`` on ``dataset`` and evaluate the best-validation checkpoint on test.
+
+    ``warm_start(model, idmap)``, when given, initialises the fresh model (e.g. from the champion's
+    weights where ids persist) before the first step and returns how many rows it copied.
+    """
     torch.manual_seed(config.seed)
     prep = prepare(dataset, config)
     social = config.model in ("lightgcn-s",) or (config.model == "guanxi" and len(prep.social_csr.data) > 0)
@@ -181,7 +186,11 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
     model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, config.dim, layers,
                              adjacency, cosine=config.resolved_loss == "softmax",
                              temperature=config.temperature, item_bias=config.item_bias,
-                             support=prep.support).to(device)
+                             support=prep.support)
+    if warm_start is not None:
+        copied = warm_start(model, prep.idmap)
+        logger.info("warm start: %d of %d embedding rows copied", copied, model.embedding.num_embeddings)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     users_t = torch.from_numpy(prep.pair_user)

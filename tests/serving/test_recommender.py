@@ -83,3 +83,26 @@ def test_policy_off_matches_the_model_ranking(rec, bundle):
     _, slate = rec.recommend(user, 20, PolicyConfig(enabled=False, candidate_min=bundle.idmap.num_items))
     ranked, _ = rec.rank(user, 20)
     assert [s.item_idx for s in slate] == [i for i, _ in ranked]
+
+
+@pytest.mark.parametrize("m, n", [(100_000, 100), (100_000, 500), (120, 50), (10_000, 100), (50, 80)])
+def test_top_n_matches_a_full_sort(m, n):
+    from serving.recommender import _top_n
+
+    rng = np.random.default_rng(m + n)
+    for trial in range(6):
+        s = rng.normal(size=m).astype(np.float32)
+        if trial == 1:
+            s[rng.choice(m, m // 2, replace=False)] = -np.inf
+        if trial == 2:
+            s[:] = 1.0
+        top = _top_n(s, n)
+        assert len(top) == min(n, m) == len(set(top.tolist()))
+        assert s[top].min() >= np.sort(s)[max(m - n, 0)]
+
+
+def test_batched_scoring_equals_one_at_a_time(rec, bundle):
+    users = list(bundle.idmap.user_ids.astype(str)[:12]) + ["stranger"]
+    for one, many in zip([rec.score(u) for u in users], rec.score_many(users)):
+        assert one.fallback == many.fallback
+        np.testing.assert_allclose(one.scores, many.scores, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,146 @@
+"""Operator commands: ``guanxi retrain [--every 6h]``, ``status``, ``rollback``, ``forget``
+(registered by :mod:`training.cli`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_EVERY = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+
+
+def parse_every(text: str) -> float:
+    """``"6h"`` -> 21600.0 seconds (units s, m, h, d).
+
+    Raises:
+        ValueError: anything else.
+    """
+    m = _EVERY.match(text.strip())
+    if not m:
+        raise ValueError(f"--every {text!r}: expected a number and a unit, e.g. 30m, 6h, 1d")
+    return float(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]]
+
+
+def _say(text: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}", flush=True)
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from training.retrain import load_retrain_config, retrain
+    from training.retrain_lock import RetrainBusy
+
+    config = load_retrain_config(args.config)
+    every = parse_every(args.every) if args.every else None
+    while True:
+        started = time.monotonic()
+        try:
+            result = retrain(args.events_db, args.tracking_uri, args.data, config, args.set,
+                             progress=not args.no_progress, say=_say)
+            if args.json:
+                Path(args.json).write_text(json.dumps(result, indent=2, default=float))
+        except RetrainBusy as exc:
+            _say(f"retrain: skipped: {exc}")
+            if every is None:
+                return 3
+        if every is None:
+            return 0
+        wait = max(0.0, every - (time.monotonic() - started))
+        _say(f"retrain: next run in {wait / 3600:.2f}h")
+        time.sleep(wait)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from serving.events import SQLiteEventStore
+    from training.registry import MODEL_NAME, alias_version, champion_history, use_tracking
+
+    uri = use_tracking(args.tracking_uri)
+    client = mlflow.MlflowClient()
+    out: dict = {"tracking_uri": uri, "events_db": str(args.events_db)}
+    for alias in ("champion", "candidate"):
+        version = alias_version(alias)
+        entry: dict = {"version": version}
+        if version is not None:
+            mv = client.get_model_version(MODEL_NAME, version)
+            metrics = client.get_run(mv.run_id).data.metrics
+            entry.update({"run_id": mv.run_id, "watermark_seq": mv.tags.get("watermark_seq", "0"),
+                          **{k: round(metrics[k], 4) for k in ("recall_at_20", "ndcg_at_20",
+                                                               "holdout_candidate_recall_at_20") if k in metrics}})
+        out[alias] = entry
+    out["champion_history"] = champion_history()
+    watermark = 0
+    try:
+        watermark = int(client.get_registered_model(MODEL_NAME).tags.get(
+            "last_retrain_watermark", out["champion"].get("watermark_seq", 0) or 0))
+    except mlflow.exceptions.MlflowException:
+        pass
+    out["data_watermark_seq"] = watermark
+    if Path(args.events_db).is_file():
+        store = SQLiteEventStore(args.events_db)
+        pending = store.events_since(watermark)
+        out["events_pending"] = int((~pending["user_id"].isin(store.forgotten_users())).sum())
+        out["events_logged"] = store.max_seq()
+    else:
+        out["events_pending"] = 0
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    for alias in ("champion", "candidate"):
+        e = out[alias]
+        print(f"{alias:<10} " + (f"v{e['version']}  " + "  ".join(f"{k} {v}" for k, v in e.items() if k != "version")
+                                 if e["version"] else "none"))
+    print(f"watermark  event seq {watermark}; {out['events_pending']} events pending in {args.events_db}")
+    print(f"history    {' -> '.join(out['champion_history']) or 'none'}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from training.registry import rollback, use_tracking
+
+    use_tracking(args.tracking_uri)
+    old, new = rollback()
+    print(f"@champion moved back from v{old} to v{new} (servers follow at their next poll)")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from serving.events import SQLiteEventStore
+
+    counts = SQLiteEventStore(args.events_db).forget(args.user_id)
+    print(f"forgot {args.user_id}: deleted " + ", ".join(f"{n} {t}" for t, n in counts.items())
+          + "; the user is left out of every later retrain")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("retrain", help="train on new feedback, judge against @champion, promote if it wins")
+    p.add_argument("--events-db", default="events.db", help="the service's event log (default events.db)")
+    p.add_argument("--data", help="base data (default: what the champion was trained on)")
+    p.add_argument("--config", help="retrain YAML overriding training/retrain.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training config key")
+    p.add_argument("--every", help="run again on this period until stopped, e.g. 6h")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--json", help="write the decision here")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("status", help="champion and candidate, their metrics, watermark, pending events")
+    p.add_argument("--events-db", default="events.db")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("rollback", help="move @champion back to the previous champion")
+    p.add_argument("--tracking-uri")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("forget", help="delete a user's events and settings; keep them out of later models")
+    p.add_argument("user_id")
+    p.add_argument("--events-db", default="events.db")
+    p.set_defaults(func=cmd_forget)

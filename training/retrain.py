@@ -1,0 +1,246 @@
+"""``guanxi retrain``: from logged feedback to a candidate, judged against the champion, promoted
+only when it wins without breaking a guardrail.
+
+Stages (one log line each):
+1. lock (one retrain at a time) and read the champion, its data watermark and the pending events;
+   no new events is a no-op;
+2. build the data: the champion's base data plus every event since the watermark, forgotten users
+   dropped everywhere; the newest ``holdout_fraction`` of the new events (by time) is the holdout;
+3. train a new model with the champion's config, warm-started from its weights where ids persist;
+4. judge candidate and champion on the same holdout through the serving path
+   (:mod:`training.holdout`), and replay the policy on the candidate's slates;
+5. decide: recall@20 must beat the champion's by ``margin`` (relative), no kind or sparsity group
+   may lose more than ``max_group_drop``, no policy violation;
+6. log the run (metrics, decision and reasons as tags, drift report), register ``@candidate`` and
+   promote when the decision says so. Nothing touches the registry before this stage, so a retrain
+   killed earlier leaves versions and aliases as they were.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from features.schema import Dataset, make_events
+from serving.events import SQLiteEventStore
+from training.retrain_data import build_retrain_dataset, drift_report, plot_drift, replay_policy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """Every key is documented in ``training/retrain.yaml``."""
+
+    holdout_fraction: float = 0.2
+    min_new_events: int = 1
+    margin: float = 0.0
+    max_group_drop: float = 0.02
+    guard_min_users: int = 30
+    replay_users: int = 300
+    warm_start: bool = True
+    time_budget: float = 900.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+
+
+def load_retrain_config(path: str | Path | None = None) -> RetrainConfig:
+    """Defaults from ``training/retrain.yaml``, then the keys set in ``path`` (unknown key: error)."""
+    types = {f.name: {"int": int, "float": float, "bool": bool}[str(f.type)] for f in fields(RetrainConfig)}
+    config = RetrainConfig()
+    texts = [("training/retrain.yaml", resources.files("training").joinpath("retrain.yaml").read_text())]
+    if path is not None:
+        if not Path(path).is_file():
+            raise ValueError(f"retrain config {path} not found")
+        texts.append((str(path), Path(path).read_text()))
+    for source, text in texts:
+        data = yaml.safe_load(text) or {}
+        unknown = sorted(set(data) - set(types))
+        if unknown:
+            raise ValueError(f"{source}: unknown retrain key {unknown[0]!r}; valid keys: {sorted(types)}")
+        config = replace(config, **{k: types[k](v) for k, v in data.items()})
+    return config
+
+
+def _stage(n: int, text: str, say: Callable[[str], None]) -> None:
+    say(f"retrain {n}/6 {text}")
+
+
+def warm_starter(champion_dir: Path) -> Callable[[torch.nn.Module, Any], int]:
+    """Copy the champion's layer-0 embeddings (and item biases) into a new model where the user or
+    item id persists; new ids keep their fresh initialisation."""
+    from features.ids import IdMap
+
+    old_map = IdMap.load(champion_dir / "idmap.json")
+    state = torch.load(champion_dir / "state_dict.pt", map_location="cpu")
+
+    def apply(model: torch.nn.Module, idmap) -> int:
+        old_emb = state.get("embedding.weight")
+        if old_emb is None or old_emb.shape[1] != model.embedding.weight.shape[1]:
+            return 0
+        u_old = old_map.user_index(idmap.user_ids)
+        i_old = old_map.item_index(idmap.item_ids)
+        with torch.no_grad():
+            w = model.embedding.weight
+            keep_u = np.flatnonzero(u_old >= 0)
+            keep_i = np.flatnonzero(i_old >= 0)
+            w[torch.from_numpy(keep_u)] = old_emb[torch.from_numpy(u_old[keep_u])]
+            w[torch.from_numpy(idmap.num_users + keep_i)] = old_emb[torch.from_numpy(old_map.num_users + i_old[keep_i])]
+            if getattr(model, "item_bias", None) is not None and "item_bias" in state:
+                model.item_bias[torch.from_numpy(keep_i)] = state["item_bias"][torch.from_numpy(i_old[keep_i])]
+        return int(len(keep_u) + len(keep_i))
+
+    return apply
+
+
+def decide(champion: dict, candidate: dict, violations: int, config: RetrainConfig) -> tuple[bool, list[str]]:
+    """Promote or not, and why (each reason a sentence with the numbers)."""
+    reasons: list[str] = []
+    ok = True
+    c, n = champion["recall_at_20"], candidate["recall_at_20"]
+    need = c * (1 + config.margin)
+    if n > need or (config.margin == 0 and n > c):
+        reasons.append(f"recall@20 {n:.4f} beats the champion's {c:.4f} (needed > {need:.4f})")
+    else:
+        ok = False
+        reasons.append(f"recall@20 {n:.4f} does not beat the champion's {c:.4f} by the margin (needed > {need:.4f})")
+    for family in ("kind", "sparsity"):
+        for group, cm in champion["breakdowns"][family].items():
+            nm = candidate["breakdowns"][family][group]
+            users = cm.get("users", config.guard_min_users)
+            if not np.isfinite(cm["recall_at_20"]) or not np.isfinite(nm["recall_at_20"]):
+                continue
+            if family == "sparsity" and users < config.guard_min_users:
+                continue
+            drop = cm["recall_at_20"] - nm["recall_at_20"]
+            if drop > config.max_group_drop:
+                ok = False
+                reasons.append(f"guardrail: {family} {group} recall@20 fell {drop:.4f} "
+                               f"({cm['recall_at_20']:.4f} -> {nm['recall_at_20']:.4f}) > {config.max_group_drop}")
+    if violations:
+        ok = False
+        reasons.append(f"guardrail: {violations} policy violations on the replay")
+    else:
+        reasons.append("policy invariants held on the replay")
+    return ok, reasons
+
+
+def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | None = None,
+            config: RetrainConfig = RetrainConfig(), overrides: list[str] | None = None,
+            progress: bool = True, say: Callable[[str], None] = print) -> dict:
+    """Run one retrain (module doc). Returns ``{"decision": "promoted"|"rejected"|"no-op", ...}``.
+
+    Raises:
+        ValueError: no champion to start from, or its data cannot be found.
+        RetrainBusy: another retrain holds the lock.
+    """
+    import mlflow
+
+    from features.datasets import load_dataset
+    from serving.champion import load_served
+    from training.config import load_config
+    from training.holdout import evaluate_served
+    from training.registry import (MODEL_NAME, alias_version, download_bundle, promote,
+                                   use_tracking)
+    from training.retrain_lock import RetrainLock
+    from training.tracking import log_training
+    from training.train import train
+
+    uri = use_tracking(tracking_uri)
+    store = SQLiteEventStore(events_db)
+    with RetrainLock(Path(str(events_db) + ".retrain.lock")):
+        client = mlflow.MlflowClient()
+        champion_v = alias_version("champion")
+        if champion_v is None:
+            raise ValueError(f"no @champion in {uri}: train with --register and promote a version first")
+        mv = client.get_model_version(MODEL_NAME, champion_v)
+        watermark = int(client.get_registered_model(MODEL_NAME).tags.get("last_retrain_watermark",
+                                                                        mv.tags.get("watermark_seq", 0)))
+        forgotten = store.forgotten_users()
+        pending = store.events_since(watermark)
+        pending = pending[~pending["user_id"].isin(forgotten)]
+        _stage(1, f"champion v{champion_v}, watermark {watermark}, {len(pending)} new events, "
+                  f"{len(forgotten)} forgotten users", say)
+        if len(pending) < max(config.min_new_events, 1):
+            say(f"retrain: no-op: {len(pending)} new events since watermark {watermark} "
+                f"(need {max(config.min_new_events, 1)}); no new version")
+            return {"decision": "no-op", "champion_version": champion_v, "watermark": watermark,
+                    "new_events": int(len(pending))}
+        run = client.get_run(mv.run_id)
+        data_spec = data or run.data.params.get("data")
+        if not data_spec:
+            raise ValueError(f"champion v{champion_v} records no data; pass --data")
+        base = load_dataset(data_spec)
+        ds, holdout, known = build_retrain_dataset(base, pending, forgotten, config.holdout_fraction)
+        _stage(2, f"data: {len(ds.train)} training events ({len(pending)} new), holdout {len(holdout)} "
+                  f"events of {holdout['user_id'].nunique()} users", say)
+        params = {k: v for k, v in run.data.params.items() if k != "data"}
+        train_config = load_config(None, [f"{k}={v}" for k, v in sorted(params.items())] + list(overrides or [])
+                                   + [f"time_budget={config.time_budget}"])
+        with tempfile.TemporaryDirectory(prefix="guanxi-retrain-") as tmp:
+            champ_dir = download_bundle(f"models:/{MODEL_NAME}/{champion_v}", Path(tmp) / "champion", uri)
+            warm = warm_starter(champ_dir) if config.warm_start and (champ_dir / "state_dict.pt").is_file() else None
+            _stage(3, f"training {train_config.model} (warm start: {'yes' if warm else 'no'}, "
+                      f"budget {config.time_budget:.0f}s)", say)
+            start = time.perf_counter()
+            result = train(ds, train_config, progress=progress, warm_start=warm)
+            say(f"retrain: trained {result.epochs} epochs in {time.perf_counter() - start:.0f}s ({result.stopped})")
+            from training.bundle import save_bundle
+            from training.tracking import _known
+
+            prep = result.prepared
+            cand_dir = save_bundle(Path(tmp) / "candidate", model_name=train_config.model,
+                                   config=train_config.to_dict(), idmap=prep.idmap, model=result.model,
+                                   items=prep.dataset.items, circles=prep.circles, history=_known(prep),
+                                   popularity=prep.popularity.numpy(), metrics=result.metrics)
+            champion = load_served(str(champ_dir)).recommender
+            candidate = load_served(str(cand_dir)).recommender
+            _stage(4, "judging champion and candidate on the holdout", say)
+            m_champ = evaluate_served(champion, holdout, known, progress=progress)
+            m_cand = evaluate_served(candidate, holdout, known, progress=progress)
+            violations, replayed = replay_policy(candidate, holdout, config.replay_users)
+            ok, reasons = decide(m_champ, m_cand, violations, config)
+            say(f"retrain: holdout recall@20 champion {m_champ['recall_at_20']:.4f}, candidate "
+                f"{m_cand['recall_at_20']:.4f}; policy replay {replayed} slates, {violations} violations")
+            drift = drift_report(champion, prep, pending)
+            _stage(5, "decision: " + ("promote" if ok else "keep the champion") + " — " + "; ".join(reasons), say)
+            new_watermark = int(pending["seq"].max())
+            tags = {"retrain": "1", "decision": "promote" if ok else "reject", "reasons": " | ".join(reasons)[:4900],
+                    "champion_version": champion_v, "watermark_seq": str(new_watermark),
+                    "previous_watermark_seq": str(watermark)}
+            info = log_training(result, train_config, "retrain", True, data_spec, tags)
+            version = info["version"]
+            flat = {f"holdout_champion_{k}": v for k, v in m_champ.items() if isinstance(v, float) and np.isfinite(v)}
+            flat.update({f"holdout_candidate_{k}": v for k, v in m_cand.items() if isinstance(v, float) and np.isfinite(v)})
+            flat.update({"policy_violations": violations, "new_events": len(pending)})
+            for k, v in flat.items():
+                client.log_metric(info["run_id"], k, float(v))
+            report = Path(tmp) / "drift.json"
+            report.write_text(json.dumps({"drift": drift, "holdout": {"champion": m_champ, "candidate": m_cand}},
+                                         indent=2, default=float))
+            plot_drift(drift, Path(tmp) / "drift.png")
+            client.log_artifact(info["run_id"], str(report))
+            client.log_artifact(info["run_id"], str(Path(tmp) / "drift.png"))
+        client.set_model_version_tag(MODEL_NAME, version, "watermark_seq", str(new_watermark))
+        client.set_registered_model_tag(MODEL_NAME, "last_retrain_watermark", str(new_watermark))
+        if ok:
+            client.set_model_version_tag(MODEL_NAME, version, "previous_champion", champion_v)
+            promote(version)
+        _stage(6, f"registered v{version} as @candidate" + (f"; promoted v{version} to @champion"
+                                                           if ok else f"; @champion stays v{champion_v}"), say)
+        return {"decision": "promoted" if ok else "rejected", "version": version, "champion_version": champion_v,
+                "run_id": info["run_id"], "reasons": reasons, "watermark": new_watermark,
+                "new_events": int(len(pending)), "holdout": {"champion": m_champ, "candidate": m_cand},
+                "policy_violations": violations}
