@@ -10,6 +10,7 @@ import time
 from serving.batcher import MicroBatcher
 from serving.champion import ChampionHolder, Served
 from serving.events import EventStore
+from serving.impressions import ImpressionLog
 from serving.policy import PolicyConfig
 from serving.recommender import Scored
 
@@ -34,6 +35,7 @@ class RecommendationAPI:
         self.policy = policy
         self._last_prune = 0.0
         self._batcher: MicroBatcher | None = None
+        self.impressions = ImpressionLog(store)
 
     def _score_batch(self, user_ids: list[str]) -> list[tuple[Served, Scored]]:
         served = self.holder.current          # one model for the whole batch, even mid-swap
@@ -53,7 +55,7 @@ class RecommendationAPI:
         now = time.time() if now is None else now
         settings = self.store.settings(user_id)
         window = int(now - self.policy.frequency_window_hours * 3600)
-        shown = self.store.impression_counts(user_id, window) if self.policy.frequency_cap else {}
+        shown = self.impressions.counts(user_id, window) if self.policy.frequency_cap else {}
         rec = served.recommender
         fallback, slate = rec.recommend(user_id, k, self.policy, kinds=kinds, muted_ids=list(settings.mute),
                                         commercial_opt_out=settings.commercial_opt_out, impressions=shown,
@@ -61,7 +63,7 @@ class RecommendationAPI:
         items = [{"item_id": str(rec.item_ids[s.item_idx]), "kind": str(rec.kinds[s.item_idx]),
                   "score": round(s.score, 6), "commercial": s.commercial,
                   "reason": {"type": s.reason, "contacts_engaged": s.contacts_engaged}} for s in slate]
-        self.store.log_impressions(user_id, [i["item_id"] for i in items], int(now), served.version)
+        self.impressions.log(user_id, [i["item_id"] for i in items], int(now), served.version)
         self._maybe_prune(now)
         return {"user_id": user_id, "model_version": served.version, "fallback": fallback, "items": items}
 

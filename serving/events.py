@@ -52,6 +52,7 @@ class EventStore(Protocol):
 
     def append(self, events: list[dict]) -> int: ...
     def log_impressions(self, user_id: str, item_ids: list[str], ts: int, model_version: str) -> None: ...
+    def log_impressions_many(self, slates: list[tuple[str, list[str], int, str]]) -> None: ...
     def impression_counts(self, user_id: str, since_ts: int) -> dict[str, int]: ...
     def settings(self, user_id: str) -> UserSettings: ...
     def update_settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
@@ -129,6 +130,22 @@ class SQLiteEventStore:
         try:
             conn.executemany("INSERT INTO impressions (user_id, item_id, ts, model_version) VALUES (?, ?, ?, ?)",
                              [(user_id, i, ts, model_version) for i in item_ids])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def log_impressions_many(self, slates: list[tuple[str, list[str], int, str]]) -> None:
+        """Log several slates ``(user_id, item_ids, ts, model_version)`` in one transaction."""
+        rows = [(u, i, ts, v) for u, items, ts, v in slates for i in items]
+        if not rows:
+            return
+        conn = self._conn()
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT INTO impressions (user_id, item_id, ts, model_version) VALUES (?, ?, ?, ?)",
+                             rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -136,3 +136,35 @@ def test_health_readiness_and_openapi(client):
     assert client.get("/readyz").status_code == 200
     spec = client.get("/docs.json").json()
     assert {"/recommend", "/feedback", "/settings", "/admin/reload"} <= set(spec["paths"])
+
+
+def test_reload_refuses_a_corrupt_version_and_keeps_serving(client, registry, tmp_path, monkeypatch):
+    import json as _json
+
+    import mlflow
+
+    from training.registry import log_bundle_model, register_candidate, use_tracking
+
+    monkeypatch.chdir(registry["dir"])
+    use_tracking(registry["tracking_uri"])
+    bad = tmp_path / "bundle"
+    bad.mkdir()
+    (bad / "bundle.json").write_text(_json.dumps({"format": 99}))
+    mlflow.set_experiment("corrupt")
+    with mlflow.start_run() as run:
+        uri = log_bundle_model(bad)
+    version = register_candidate(uri, run.info.run_id)
+    auth = {"Authorization": "Bearer admin-secret"}
+    assert main(["promote", version, "--tracking-uri", registry["tracking_uri"]]) == 0
+    try:
+        r = client.post("/admin/reload", headers=auth)
+        assert r.status_code == 409
+        body = r.json()
+        assert body["model_version"] == "1" and body["changed"] is False
+        assert f"guanxi/{version}" in body["error"] and "format 99" in body["error"]
+        after = client.post("/recommend", json={"user_id": "u1", "k": 3})
+        assert after.status_code == 200 and after.json()["model_version"] == "1"
+        assert client.get("/readyz").status_code == 200
+    finally:
+        assert main(["promote", "1", "--tracking-uri", registry["tracking_uri"]]) == 0
+        client.post("/admin/reload", headers=auth)

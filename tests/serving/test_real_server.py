@@ -81,6 +81,47 @@ def test_bentoml_serve_answers_and_follows_the_champion(registry, tmp_path):
     assert proc.returncode is not None
 
 
+def test_every_acknowledged_event_survives_a_killed_server(registry, tmp_path):
+    import sqlite3
+
+    port = free_port()
+    db = tmp_path / "events.db"
+    env = server_env(tracking_uri=registry["tracking_uri"], events_db=str(db), workers=1, poll_seconds=0)
+    proc = start_server("127.0.0.1", port, env, log=tmp_path / "server.log")
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def send() -> None:
+        batch_no = 0
+        while not stop.is_set():
+            ids = [f"kill-{batch_no}-{i}" for i in range(50)]
+            body = {"events": [{"user_id": f"u{i}", "item_id": "c1", "type": "click", "event_id": e}
+                               for i, e in enumerate(ids)]}
+            try:
+                code, out = _post(port, "/feedback", body)
+            except OSError:
+                return                                  # the server is gone
+            if code == 200 and out == {"accepted": 50}:
+                acked.extend(ids)
+            batch_no += 1
+
+    try:
+        wait_ready(proc, "127.0.0.1", port, timeout=180)
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(3.0)
+        os.killpg(proc.pid, signal.SIGKILL)             # mid-stream, no chance to clean up
+        proc.wait()
+        stop.set()
+        sender.join()
+    finally:
+        stop_server(proc)
+    assert len(acked) >= 50
+    with sqlite3.connect(db) as conn:
+        stored = {r[0] for r in conn.execute("SELECT event_id FROM events")}
+    assert set(acked) <= stored
+
+
 def test_demo_serves_the_champion_until_interrupted(tmp_path):
     port = free_port()
     cmd = [sys.executable, "-m", "training.cli", "demo", "--users", "400", "--time-budget", "3",
