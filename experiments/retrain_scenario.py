@@ -8,7 +8,7 @@ retrain, promote, and measure the gain on the new holdout.
 3. A simulated day posted to /feedback over HTTP in batches of 1,000: the world's own next period
    (its test split, squeezed into 24 hours) plus the planted shift: 40 % of users take up one topic
    they had little interest in, reading and following its content and accounts (a trending list
-   inside the topic, Zipf-distributed). /recommend is called for 1,000 users along the way
+   inside the topic, Zipf-distributed). /recommend is called for 40 users after each batch
    (impressions are logged).
 4. `guanxi retrain` (in process): holdout = the newest 20 % of the day; champion and candidate are
    judged on it through the serving path; the gate decides.

@@ -8,7 +8,9 @@ incompatible) is refused and the old one keeps serving, with the reason kept in 
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving.recommender import Recommender
+from serving.retrieval import AnnConfig
 from training.bundle import load_bundle
 
 logger = logging.getLogger(__name__)
@@ -58,28 +61,74 @@ def resolve_version(uri: str, tracking_uri: str | None = None) -> str:
     return uri
 
 
+def default_cache_dir(tracking_uri: str | None) -> Path:
+    """``$TMPDIR/guanxi-models/<store hash>``: one folder per registry, shared by every worker."""
+    key = hashlib.sha1(f"{tracking_uri}|{os.getcwd()}".encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / "guanxi-models" / key
+
+
+def _fetch_shared(fetch: str, name: str, cache: Path, tracking_uri: str | None) -> Path:
+    """The bundle of ``fetch`` in ``cache/v<version>``, downloaded once whichever worker comes first
+    (download beside it, then an atomic rename; the loser of a race uses the winner's copy)."""
+    from training.registry import download_bundle
+
+    final = cache / name
+    if (final / "bundle" / "bundle.json").is_file():
+        return final / "bundle"
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache))
+    try:
+        found = download_bundle(fetch, tmp / "dl", tracking_uri)
+        found.rename(tmp / "bundle")
+        (tmp / "dl").exists() and shutil.rmtree(tmp / "dl")
+        try:
+            tmp.rename(final)
+        except OSError:                      # another worker finished first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final / "bundle"
+
+
+def _cache_name(fetch: str, m: re.Match | None, version: str, tracking_uri: str | None) -> str:
+    """A folder name that changes whenever the content could: version and run id (a registry at
+    a reused path can hold a different model under the same version number)."""
+    if m is None:
+        return "u-" + hashlib.sha1(fetch.encode()).hexdigest()[:12]
+    import mlflow
+
+    try:
+        run_id = mlflow.MlflowClient(tracking_uri, tracking_uri).get_model_version(m["name"], version).run_id or ""
+    except mlflow.exceptions.MlflowException:
+        run_id = ""
+    return f"v{version}-{run_id[:12]}"
+
+
 def load_served(uri: str, version: str | None = None, cache_dir: str | Path | None = None,
-                tracking_uri: str | None = None) -> Served:
+                tracking_uri: str | None = None, ann: AnnConfig | None = None) -> Served:
     """Load the model at ``uri`` (pinned to ``version`` when the URI names a registered model).
+    Embeddings are memory-mapped from a cache folder shared by the workers (``cache_dir``,
+    default :func:`default_cache_dir`), so N workers hold one copy.
 
     Raises:
         ValueError: the model cannot be fetched or is not a readable recommendation bundle.
     """
     local = Path(uri)
     if local.is_dir():
-        return Served(Recommender(load_bundle(local)), f"local:{local.name}", uri)
-    from training.registry import download_bundle
-
+        try:
+            return Served(Recommender(load_bundle(local, mmap=True), ann, local), f"local:{local.name}", uri)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"bundle {uri} cannot be served: {type(exc).__name__}: {exc}") from exc
     version = version or resolve_version(uri, tracking_uri)
     m = _ALIAS.match(uri) or _VERSION.match(uri)
     fetch = f"models:/{m['name']}/{version}" if m else uri
-    dst = Path(tempfile.mkdtemp(prefix=f"guanxi-v{version}-".replace("/", "_")[:40], dir=cache_dir))
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(tracking_uri)
     try:
-        bundle = load_bundle(download_bundle(fetch, dst, tracking_uri))
-        rec = Recommender(bundle)
+        path = _fetch_shared(fetch, _cache_name(fetch, m, version, tracking_uri), cache, tracking_uri)
+        rec = Recommender(load_bundle(path, mmap=True), ann, path)
     except Exception as exc:  # noqa: BLE001 - any failure means "refuse this version"
         raise ValueError(f"model {fetch} cannot be served: {type(exc).__name__}: {exc}") from exc
-    return Served(rec, version, uri, dst)
+    return Served(rec, version, uri, path.parent)
 
 
 class ChampionHolder:
@@ -93,14 +142,15 @@ class ChampionHolder:
     """
 
     def __init__(self, uri: str, poll_seconds: float = 10.0, cache_dir: str | Path | None = None,
-                 tracking_uri: str | None = None) -> None:
+                 tracking_uri: str | None = None, ann: AnnConfig | None = None) -> None:
         self.uri = uri
+        self.ann = ann
         self.tracking_uri = tracking_uri
         self.cache_dir = cache_dir
         self.last_error: str | None = None
         self._refused: str | None = None
         self._lock = threading.Lock()
-        self.current: Served = load_served(uri, cache_dir=cache_dir, tracking_uri=tracking_uri)
+        self.current: Served = load_served(uri, cache_dir=cache_dir, tracking_uri=tracking_uri, ann=ann)
         logger.info("serving %s version %s", uri, self.current.version)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -124,7 +174,7 @@ class ChampionHolder:
                 if version == self._refused and not force:
                     raise ValueError(self.last_error or f"version {version} was refused")
                 self._refused = version
-                served = load_served(self.uri, version, self.cache_dir, self.tracking_uri)
+                served = load_served(self.uri, version, self.cache_dir, self.tracking_uri, self.ann)
             except ValueError as exc:
                 if str(exc) != self.last_error:
                     logger.error("keeping version %s: %s", self.current.version, exc)
@@ -133,11 +183,19 @@ class ChampionHolder:
             old = self.current
             self.current = served
             self.last_error = self._refused = None
-            if old.download_dir is not None:
-                # In-flight requests hold the old Recommender (arrays in memory), not its files.
-                shutil.rmtree(old.download_dir, ignore_errors=True)
+            self._prune(keep={served.download_dir, old.download_dir})
             logger.info("moved from version %s to %s", old.version, served.version)
             return {"model_version": served.version, "changed": True, "error": None}
+
+    def _prune(self, keep: set, versions: int = 3) -> None:
+        """Delete cached versions beyond the newest few (open memory maps stay valid on POSIX)."""
+        cache = Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir(self.tracking_uri)
+        if not cache.is_dir():
+            return
+        dirs = sorted((d for d in cache.glob("v*") if d.is_dir()), key=lambda d: d.stat().st_mtime)
+        for d in dirs[:-versions]:
+            if d not in keep:
+                shutil.rmtree(d, ignore_errors=True)
 
     def _poll(self, every: float) -> None:
         while not self._stop.wait(every):

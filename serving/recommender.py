@@ -8,15 +8,20 @@ with ``argpartition`` (no full sort); items already consumed are left out; the e
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features.schema import ITEM_KINDS
+from serving.retrieval import AnnConfig, KindIndex
 from serving.policy import Candidates, PolicyConfig, SlateItem, UserState, apply_policy
 from training.adjacency import circle_weights
 from training.bundle import Bundle
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class Recommender:
         bundle: a loaded :class:`training.bundle.Bundle`.
     """
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, ann: AnnConfig | None = None, index_dir: Path | None = None) -> None:
         self.bundle = bundle
         self.idmap = bundle.idmap
         self._user_pos = {u: i for i, u in enumerate(self.idmap.user_ids.astype(str))}
@@ -82,6 +87,14 @@ class Recommender:
         # Kinds stored as one contiguous index range are sliced as views (no gather per request).
         self.kind_span = {k: (int(p[0]), int(p[-1]) + 1) for k, p in self.kind_items.items()
                           if len(p) and p[-1] - p[0] + 1 == len(p)}
+        self.ann_candidates = 500
+        self.ann: dict[str, KindIndex] = {}
+        if ann is not None and ann.min_items > 0 and bundle.item_emb is not None:
+            for kind, pool in self.kind_items.items():
+                if len(pool) >= ann.min_items:
+                    cache = index_dir / f"ann-{kind}.faiss" if index_dir is not None else None
+                    self.ann[kind] = KindIndex(bundle.item_emb[pool], ann, cache)
+                    logger.info("ANN index for %d %s items (nprobe %d)", len(pool), kind, ann.nprobe)
         config = bundle.meta.get("config", {})
         self.support_weight = float(bundle.meta.get("support_weight", 0.0))
         self._build_contacts(bundle.circles, float(config.get("inner_weight", 1.0)),
@@ -156,6 +169,8 @@ class Recommender:
         known = [u >= 0 and b.user_emb is not None and b.history.indptr[u + 1] > b.history.indptr[u]
                  for u in rows]
         sel = [u for u, k in zip(rows, known) if k]
+        if self.ann and sel:
+            return self._score_ann(rows, known, sel)
         if len(sel) == 1:
             block = (b.item_emb @ b.user_emb[sel[0]])[None, :]
         elif sel:
@@ -170,8 +185,37 @@ class Recommender:
             out.append(self._finish(u, scores, is_known))
         return out
 
-    def _finish(self, u: int, scores: np.ndarray, known: bool) -> Scored:
-        """Add the social side to a user's raw scores (support term, or the circle fallback)."""
+    def _score_ann(self, rows: list[int], known: list[bool], sel: list[int]) -> list[Scored]:
+        """Large kinds through their ANN index, small kinds exactly; unscored items stay -inf.
+        Every retrieved item, and every item a contact engaged with, is scored exactly."""
+        b = self.bundle
+        vecs = b.user_emb[sel]                                          # [n, d]
+        found = {kind: self.kind_items[kind][np.maximum(idx.search(vecs, self.ann_candidates), 0)]
+                 for kind, idx in self.ann.items()}
+        out, j = [], 0
+        for u, is_known in zip(rows, known):
+            if not is_known:
+                out.append(self._finish(u, b.popularity.astype(np.float32, copy=True), False))
+                continue
+            uvec = vecs[j]
+            scores = np.full(self.idmap.num_items, -np.inf, np.float32)
+            for kind, pool in self.kind_items.items():
+                if kind in self.ann:
+                    got = found[kind][j]
+                    scores[got] = b.item_emb[got] @ uvec
+                elif len(pool):
+                    span = self.kind_span.get(kind)
+                    if span is not None:
+                        scores[span[0]:span[1]] = b.item_emb[span[0]:span[1]] @ uvec
+                    else:
+                        scores[pool] = b.item_emb[pool] @ uvec
+            j += 1
+            out.append(self._finish(u, scores, True, uvec))
+        return out
+
+    def _finish(self, u: int, scores: np.ndarray, known: bool, uvec: np.ndarray | None = None) -> Scored:
+        """Add the social side to a user's raw scores (support term, or the circle fallback).
+        ``uvec`` (ANN retrieval): score the contacts' items exactly first, retrieved or not."""
         b = self.bundle
         if u >= 0:
             lo, hi = self._c_indptr[u], self._c_indptr[u + 1]
@@ -188,6 +232,8 @@ class Recommender:
                         *entries)
         if not len(entries[0]):
             return scored
+        if uvec is not None:
+            scores[entries[0]] = b.item_emb[entries[0]] @ uvec
         support = self._sum(scored, weight.astype(np.float64))
         if known:
             if self.support_weight:

@@ -59,13 +59,16 @@ class Guanxi:
         from serving.champion import ChampionHolder
         from serving.events import SQLiteEventStore
         from serving.policy import load_policy
+        from serving.retrieval import AnnConfig
         from serving.settings import ServeSettings
         from training.registry import use_tracking
 
         self.settings = ServeSettings.from_env()
         tracking = use_tracking(self.settings.tracking_uri)
+        ann = AnnConfig(min_items=self.settings.ann_min_items, nprobe=self.settings.ann_nprobe)
         self.api = RecommendationAPI(ChampionHolder(self.settings.model_uri, self.settings.poll_seconds,
-                                                    tracking_uri=tracking),
+                                                    cache_dir=self.settings.model_cache,
+                                                    tracking_uri=tracking, ann=ann),
                                      SQLiteEventStore(self.settings.events_db), load_policy(self.settings.policy))
         # Everything loaded so far lives as long as the worker: keep the GC from rescanning it
         # (GC pauses drove the latency tail).

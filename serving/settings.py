@@ -18,6 +18,11 @@ class ServeSettings:
         poll_seconds: ``GUANXI_POLL_SECONDS``, 10 (0: never poll the alias).
         admin_token: ``GUANXI_ADMIN_TOKEN``; unset: ``/admin/reload`` answers 403.
         api_token: ``GUANXI_API_TOKEN``; set: ``/feedback`` and ``/settings`` need it as a bearer token.
+        ann_min_items: ``GUANXI_ANN_MIN_ITEMS``, 250000: item kinds at least this large are retrieved
+            through an ANN index (0: always exact).
+        ann_nprobe: ``GUANXI_ANN_NPROBE``, 32: inverted lists scanned per query.
+        model_cache: ``GUANXI_MODEL_CACHE``: where workers share downloaded versions (default under
+            the system temp dir).
     """
 
     model_uri: str = DEFAULT_MODEL_URI
@@ -27,17 +32,26 @@ class ServeSettings:
     poll_seconds: float = 10.0
     admin_token: str | None = None
     api_token: str | None = None
+    ann_min_items: int = 250_000
+    ann_nprobe: int = 32
+    model_cache: str | None = None
 
     @classmethod
     def from_env(cls) -> "ServeSettings":
-        raw_poll = os.environ.get("GUANXI_POLL_SECONDS", "10")
-        try:
-            poll = float(raw_poll)
-        except ValueError as exc:
-            raise ValueError(f"GUANXI_POLL_SECONDS must be a number of seconds, got {raw_poll!r}") from exc
+        def number(name: str, default: str, kind: type):
+            raw = os.environ.get(name, default)
+            try:
+                return kind(raw)
+            except ValueError as exc:
+                raise ValueError(f"{name} must be a {kind.__name__}, got {raw!r}") from exc
+
+        poll = number("GUANXI_POLL_SECONDS", "10", float)
         return cls(model_uri=os.environ.get("GUANXI_MODEL_URI") or DEFAULT_MODEL_URI,
                    tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
                    events_db=os.environ.get("GUANXI_EVENTS_DB") or "events.db",
                    policy=os.environ.get("GUANXI_POLICY") or None, poll_seconds=poll,
                    admin_token=os.environ.get("GUANXI_ADMIN_TOKEN") or None,
-                   api_token=os.environ.get("GUANXI_API_TOKEN") or None)
+                   api_token=os.environ.get("GUANXI_API_TOKEN") or None,
+                   ann_min_items=number("GUANXI_ANN_MIN_ITEMS", "250000", int),
+                   ann_nprobe=number("GUANXI_ANN_NPROBE", "32", int),
+                   model_cache=os.environ.get("GUANXI_MODEL_CACHE") or None)

@@ -3,8 +3,9 @@
 Files in a bundle directory:
     bundle.json      format version, model name, config, dims, fallback kind, test metrics
     idmap.json       user and item ids in index order
-    embeddings.npz   ``user [U, d']`` and ``item [I, d']`` float32 whose dot product is the model's
-                     score (see ``GraphRecommender.serving_vectors``); absent for ``popular``
+    user_emb.npy     ``[U, d']`` and ``item_emb.npy`` ``[I, d']`` float32 whose dot product is the
+                     model's score (see ``GraphRecommender.serving_vectors``); absent for
+                     ``popular``. (Older bundles hold both in ``embeddings.npz``, still read.)
     items.parquet    item_id, kind, commercial, owner_id, category (IdMap order)
     circles.parquet  user_id, friend_id, strength, circle (may be empty)
     history.npz      known interactions as CSR (``indptr [U + 1]``, ``indices``)
@@ -54,8 +55,9 @@ def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
             users, item_vecs = model.serving_vectors()
         # A model without propagation hands out views of its parameters: detach before numpy.
         users, item_vecs = users.detach().cpu(), item_vecs.detach().cpu()
-        np.savez(out / "embeddings.npz", user=users.numpy().astype(np.float32),
-                 item=item_vecs.numpy().astype(np.float32))
+        # Plain .npy files, so serving workers can memory-map (and share) them.
+        np.save(out / "user_emb.npy", users.numpy().astype(np.float32))
+        np.save(out / "item_emb.npy", item_vecs.numpy().astype(np.float32))
         torch.save(model.state_dict(), out / "state_dict.pt")
     by_id = items.set_index(items["item_id"].astype(str))
     ordered = by_id.reindex(idmap.item_ids.astype(str)).reset_index(drop=True)
@@ -76,8 +78,9 @@ def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
     return out
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Load and check a bundle directory.
+def load_bundle(path: str | Path, mmap: bool = False) -> Bundle:
+    """Load and check a bundle directory (``mmap``: memory-map the embeddings read-only, so
+    processes serving the same files share one copy in the page cache).
 
     Raises:
         ValueError: a file is missing, the format is unknown, or shapes disagree.
@@ -91,9 +94,14 @@ def load_bundle(path: str | Path) -> Bundle:
         raise ValueError(f"{root}: bundle format {meta.get('format')!r}, this code reads {BUNDLE_FORMAT}")
     idmap = IdMap.load(root / "idmap.json")
     user_emb = item_emb = None
-    if (root / "embeddings.npz").is_file():
+    if (root / "item_emb.npy").is_file():
+        mode = "r" if mmap else None
+        user_emb = np.load(root / "user_emb.npy", mmap_mode=mode)
+        item_emb = np.load(root / "item_emb.npy", mmap_mode=mode)
+    elif (root / "embeddings.npz").is_file():
         emb = np.load(root / "embeddings.npz")
         user_emb, item_emb = emb["user"], emb["item"]
+    if user_emb is not None:
         if user_emb.shape[0] != idmap.num_users or item_emb.shape[0] != idmap.num_items:
             raise ValueError(f"{root}: embeddings {user_emb.shape}/{item_emb.shape} do not match "
                              f"{idmap.num_users} users / {idmap.num_items} items")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import sys
 import time
@@ -125,10 +126,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data)
     print(f"training {config.model} on {dataset.name}: {len(dataset.users)} users, "
           f"{len(dataset.items)} items, {len(dataset.train)} training events")
-    result = train(dataset, config, progress=not args.no_progress)
+    from training import distributed
+
+    rank = int(os.environ.get("RANK", "0"))
+    result = train(dataset, config, progress=not args.no_progress and rank == 0)
+    ctx = distributed.current()
+    if not ctx.is_main:                       # under torchrun only rank 0 reports, logs and writes
+        distributed.shutdown(ctx)
+        return 0
     m = result.metrics
     payload = {k: m[k] for k in metric_keys()}
-    payload.update({"valid": m["valid"], "breakdowns": m.get("breakdowns", {}),
+    payload.update({"valid": m["valid"], "breakdowns": m.get("breakdowns", {}), "processes": ctx.world_size,
                     "train_seconds": round(result.train_seconds, 2), "epochs": result.epochs,
                     "best_epoch": result.best_epoch, "stopped": result.stopped,
                     "seconds_to_best": round(result.seconds_to_best, 2),
@@ -149,6 +157,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         tmp = out.with_suffix(out.suffix + ".tmp")
         tmp.write_text(json.dumps(_json_safe(payload), indent=2, allow_nan=False))
         tmp.replace(out)
+    distributed.shutdown(ctx)
     return 0
 
 

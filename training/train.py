@@ -28,6 +28,7 @@ from training.adjacency import (
     build_adjacency, circle_scores, interaction_weights, owner_edges, popularity_scores, social_edges,
     support_matrix,
 )
+from training import distributed
 from training.config import TrainConfig
 from training.evaluate import RankingTask, evaluate_ranking
 from training.model import GraphRecommender
@@ -191,8 +192,14 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
         copied = warm_start(model, prep.idmap)
         logger.info("warm start: %d of %d embedding rows copied", copied, model.embedding.num_embeddings)
     model = model.to(device)
+    ctx = distributed.init_from_env(device)
+    step_loss = distributed.wrap(distributed.BatchLoss(model, config.resolved_loss, config.temperature,
+                                                       config.weight_decay), ctx, device)
+    # Several processes each take 1/world of the pairs per step: the same global batch.
+    batch_size = max(1, config.batch_size // ctx.world_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)              # same permutation on every rank
+    neg_gen = torch.Generator().manual_seed(config.seed + 7919 * ctx.rank) if ctx.active else gen
     users_t = torch.from_numpy(prep.pair_user)
     items_t = torch.from_numpy(prep.pair_item)
     n_pairs = len(users_t)
@@ -205,17 +212,13 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
     try:
         for epoch in bar:
             model.train()
-            perm = torch.randperm(n_pairs, generator=gen)
+            perm = distributed.shard(torch.randperm(n_pairs, generator=gen), ctx)
             total, steps = 0.0, 0
-            for s in range(0, n_pairs, config.batch_size):
-                idx = perm[s:s + config.batch_size]
+            for s in range(0, len(perm), batch_size):
+                idx = perm[s:s + batch_size]
                 n_neg = len(idx) if config.resolved_loss == "bpr" else config.negatives
-                neg = torch.randint(0, prep.idmap.num_items, (n_neg,), generator=gen)
-                emb = model.get_embedding()
-                loss = model.recommendation_loss(emb, users_t[idx].to(device), items_t[idx].to(device),
-                                                 neg.to(device),
-                                                 config.resolved_loss, config.temperature,
-                                                 config.weight_decay)
+                neg = torch.randint(0, prep.idmap.num_items, (n_neg,), generator=neg_gen)
+                loss = step_loss(users_t[idx].to(device), items_t[idx].to(device), neg.to(device))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch}, step {steps}")
                 optimizer.zero_grad()
@@ -223,7 +226,8 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
                 optimizer.step()
                 total += loss.item()
                 steps += 1
-                if config.time_budget and time.perf_counter() - start > config.time_budget:
+                if config.time_budget and distributed.any_rank(
+                        time.perf_counter() - start > config.time_budget, ctx):
                     break
             row = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": time.perf_counter() - start}
             if epoch % config.eval_every == 0 or epoch == config.max_epochs:
@@ -242,7 +246,7 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
             if bad >= config.patience:
                 stopped = "early_stopping"
                 break
-            if config.time_budget and time.perf_counter() - start > config.time_budget:
+            if config.time_budget and distributed.any_rank(time.perf_counter() - start > config.time_budget, ctx):
                 stopped = "time_budget"
                 break
     except KeyboardInterrupt:
