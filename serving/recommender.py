@@ -38,6 +38,7 @@ class Scored:
     c_items: np.ndarray       # [m] sorted items some contact engaged with
     c_inverse: np.ndarray     # [e] per (contact, item) entry: position in c_items
     c_entry: np.ndarray       # [e] per entry: position of the contact in ``contacts``
+    scored_items: np.ndarray | None = None   # ANN retrieval: the only items with a finite score
 
 
 def _top_n(s: np.ndarray, n: int) -> np.ndarray:
@@ -209,13 +210,16 @@ class Recommender:
                         scores[span[0]:span[1]] = b.item_emb[span[0]:span[1]] @ uvec
                     else:
                         scores[pool] = b.item_emb[pool] @ uvec
+            retrieved = np.unique(np.concatenate([found[kind][j] for kind in self.ann]))
             j += 1
-            out.append(self._finish(u, scores, True, uvec))
+            out.append(self._finish(u, scores, True, uvec, retrieved))
         return out
 
-    def _finish(self, u: int, scores: np.ndarray, known: bool, uvec: np.ndarray | None = None) -> Scored:
+    def _finish(self, u: int, scores: np.ndarray, known: bool, uvec: np.ndarray | None = None,
+                retrieved: np.ndarray | None = None) -> Scored:
         """Add the social side to a user's raw scores (support term, or the circle fallback).
-        ``uvec`` (ANN retrieval): score the contacts' items exactly first, retrieved or not."""
+        ``uvec``/``retrieved`` (ANN retrieval): score the contacts' items exactly too, retrieved or
+        not; the items of ANN kinds with a score are ``retrieved`` plus those."""
         b = self.bundle
         if u >= 0:
             lo, hi = self._c_indptr[u], self._c_indptr[u + 1]
@@ -228,8 +232,10 @@ class Recommender:
             inner = np.zeros(0, bool)
             consumed = np.zeros(0, np.int64)
         entries = self._contact_entries(contacts)
+        if retrieved is not None:
+            retrieved = np.union1d(retrieved, entries[0])
         scored = Scored(scores, None if known else "popular", consumed, contacts, weight, strength, inner,
-                        *entries)
+                        *entries, scored_items=retrieved)
         if not len(entries[0]):
             return scored
         if uvec is not None:
@@ -266,6 +272,13 @@ class Recommender:
         for kind in kinds or ITEM_KINDS:
             pool = self.kind_items.get(kind)
             if pool is None or not len(pool):
+                continue
+            if scored.scored_items is not None and kind in self.ann:
+                # ANN retrieval: only the retrieved (and contacts') items carry a score.
+                pool = scored.scored_items[self.kinds[scored.scored_items] == kind]
+                s = scores[pool]
+                top = _top_n(s, min(n_per_kind, len(pool)))
+                out.append(pool[top[np.isfinite(s[top])]])
                 continue
             span = self.kind_span.get(kind)
             s = scores[span[0]:span[1]] if span is not None else scores[pool]   # a view when contiguous

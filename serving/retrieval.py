@@ -1,9 +1,11 @@
 """Candidate retrieval for large catalogues: an approximate nearest-neighbour index per item kind.
 
 Scoring every item is one matrix-vector product over the catalogue, bound by memory bandwidth (about
-1 ms per 100k items at 64 dimensions here, so ~10 ms at 1M). Past ``min_items`` items in a kind, an
-inverted-file index (faiss ``IndexIVFFlat``, inner product) scans only the ``nprobe`` lists nearest
-to the user's vector. Its recall against exact search is measured in ``experiments/scale.md``.
+1 ms per 100k items at 64 dimensions here, so ~10-17 ms at 1M). Past ``min_items`` items in a kind,
+an inverted-file index (faiss ``IndexIVFFlat``, inner product) scans only the ``nprobe`` lists
+nearest to the user's vector. Each worker holds the index in memory (a copy of the kind's vectors:
+~260 MB at 1M items x 65 dimensions); tried and measured slower here: the same index memory-mapped
+(~4x per single query) and 8-bit scalar-quantised codes (~3x). Its recall against exact search is measured in ``experiments/scale.md``.
 Candidates from the index are re-scored exactly, together with the items the user's contacts
 engaged with, so a socially supported item is never lost to the approximation.
 """
@@ -28,7 +30,7 @@ class AnnConfig:
     """
 
     min_items: int = 250_000
-    nprobe: int = 32
+    nprobe: int = 64
     nlist: int = 0
 
 
@@ -48,7 +50,7 @@ class KindIndex:
         n, d = vectors.shape
         self.nprobe = config.nprobe
         if cache is not None and cache.is_file():
-            self.index = faiss.read_index(str(cache), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            self.index = faiss.read_index(str(cache))
         else:
             nlist = config.nlist or max(16, int(4 * math.sqrt(n)))
             quantizer = faiss.IndexFlatIP(d)

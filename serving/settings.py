@@ -20,7 +20,7 @@ class ServeSettings:
         api_token: ``GUANXI_API_TOKEN``; set: ``/feedback`` and ``/settings`` need it as a bearer token.
         ann_min_items: ``GUANXI_ANN_MIN_ITEMS``, 250000: item kinds at least this large are retrieved
             through an ANN index (0: always exact).
-        ann_nprobe: ``GUANXI_ANN_NPROBE``, 32: inverted lists scanned per query.
+        ann_nprobe: ``GUANXI_ANN_NPROBE``, 64: inverted lists scanned per query.
         model_cache: ``GUANXI_MODEL_CACHE``: where workers share downloaded versions (default under
             the system temp dir).
     """
@@ -33,7 +33,7 @@ class ServeSettings:
     admin_token: str | None = None
     api_token: str | None = None
     ann_min_items: int = 250_000
-    ann_nprobe: int = 32
+    ann_nprobe: int = 64
     model_cache: str | None = None
 
     @classmethod
@@ -53,5 +53,5 @@ class ServeSettings:
                    admin_token=os.environ.get("GUANXI_ADMIN_TOKEN") or None,
                    api_token=os.environ.get("GUANXI_API_TOKEN") or None,
                    ann_min_items=number("GUANXI_ANN_MIN_ITEMS", "250000", int),
-                   ann_nprobe=number("GUANXI_ANN_NPROBE", "32", int),
+                   ann_nprobe=number("GUANXI_ANN_NPROBE", "64", int),
                    model_cache=os.environ.get("GUANXI_MODEL_CACHE") or None)
