@@ -106,3 +106,33 @@ def test_batched_scoring_equals_one_at_a_time(rec, bundle):
     for one, many in zip([rec.score(u) for u in users], rec.score_many(users)):
         assert one.fallback == many.fallback
         np.testing.assert_allclose(one.scores, many.scores, rtol=1e-5, atol=1e-5)
+
+
+def test_ann_retrieval_finds_most_of_the_exact_top_and_keeps_contacts_items(bundle, tmp_path):
+    from serving.retrieval import AnnConfig
+
+    exact = Recommender(bundle)
+    ann = Recommender(bundle, AnnConfig(min_items=1000, nprobe=8), tmp_path)
+    assert set(ann.ann) == {"content"} and (tmp_path / "ann-content.faiss").is_file()
+    overlap = []
+    for user in bundle.idmap.user_ids.astype(str)[:100]:
+        a, e = ann.score(user), exact.score(user)
+        if e.fallback is not None:
+            continue
+        # every item a contact engaged with carries its exact score, retrieved by the index or not
+        np.testing.assert_allclose(a.scores[a.c_items], e.scores[e.c_items], rtol=1e-4, atol=1e-4)
+        top_a = ann.candidates(a, 20, ["content"])
+        top_e = exact.candidates(e, 20, ["content"])
+        overlap.append(len(set(top_a.tolist()) & set(top_e.tolist())) / 20)
+    assert np.mean(overlap) > 0.8
+    again = Recommender(bundle, AnnConfig(min_items=1000, nprobe=8), tmp_path)   # read from the cache
+    assert again.ann["content"].index.ntotal == ann.ann["content"].index.ntotal
+
+
+def test_workers_share_one_downloaded_copy(registry, tmp_path):
+    from serving.champion import load_served
+
+    a = load_served("models:/guanxi/1", cache_dir=tmp_path, tracking_uri=registry["tracking_uri"])
+    b = load_served("models:/guanxi/1", cache_dir=tmp_path, tracking_uri=registry["tracking_uri"])
+    assert a.download_dir == b.download_dir and len(list(tmp_path.glob("v1-*"))) == 1
+    assert isinstance(a.recommender.bundle.item_emb, np.memmap)
