@@ -168,11 +168,16 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
         mv = client.get_model_version(MODEL_NAME, champion_v)
         watermark = int(client.get_registered_model(MODEL_NAME).tags.get("last_retrain_watermark",
                                                                         mv.tags.get("watermark_seq", 0)))
+        imp_watermark = int(client.get_registered_model(MODEL_NAME).tags.get("last_retrain_impression_seq", 0))
         forgotten = store.forgotten_users()
         pending = store.events_since(watermark)
         pending = pending[~pending["user_id"].isin(forgotten)]
+        # Impressions the service logged since the last retrain: exposure without a feedback event
+        # is not a training signal here (weight 0), but what was served goes into the drift report.
+        impressions = store.impressions_since(imp_watermark)
+        impressions = impressions[~impressions["user_id"].isin(forgotten)]
         _stage(1, f"champion v{champion_v}, watermark {watermark}, {len(pending)} new events, "
-                  f"{len(forgotten)} forgotten users", say)
+                  f"{len(impressions)} impressions served, {len(forgotten)} forgotten users", say)
         if len(pending) < max(config.min_new_events, 1):
             say(f"retrain: no-op: {len(pending)} new events since watermark {watermark} "
                 f"(need {max(config.min_new_events, 1)}); no new version")
@@ -214,7 +219,7 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
             ok, reasons = decide(m_champ, m_cand, violations, config)
             say(f"retrain: holdout recall@20 champion {m_champ['recall_at_20']:.4f}, candidate "
                 f"{m_cand['recall_at_20']:.4f}; policy replay {replayed} slates, {violations} violations")
-            drift = drift_report(champion, prep, pending)
+            drift = drift_report(champion, prep, pending, impressions)
             _stage(5, "decision: " + ("promote" if ok else "keep the champion") + " — " + "; ".join(reasons), say)
             new_watermark = int(pending["seq"].max())
             tags = {"retrain": "1", "decision": "promote" if ok else "reject", "reasons": " | ".join(reasons)[:4900],
@@ -235,6 +240,9 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
             client.log_artifact(info["run_id"], str(Path(tmp) / "drift.png"))
         client.set_model_version_tag(MODEL_NAME, version, "watermark_seq", str(new_watermark))
         client.set_registered_model_tag(MODEL_NAME, "last_retrain_watermark", str(new_watermark))
+        if len(impressions):
+            client.set_registered_model_tag(MODEL_NAME, "last_retrain_impression_seq",
+                                            str(int(impressions["seq"].max())))
         if ok:
             client.set_model_version_tag(MODEL_NAME, version, "previous_champion", champion_v)
             promote(version)

@@ -58,8 +58,10 @@ def build_retrain_dataset(base: Dataset, pending: pd.DataFrame, forgotten: set[s
     return ds, holdout, train
 
 
-def drift_report(champion: Recommender, prep, pending: pd.DataFrame) -> dict:
-    """What changed since the champion: event volume by type, new users and items, tie strengths."""
+def drift_report(champion: Recommender, prep, pending: pd.DataFrame,
+                 impressions: pd.DataFrame | None = None) -> dict:
+    """What changed since the champion: event volume by type, the impressions served (and the
+    share of them followed by feedback on the same item), new users and items, tie strengths."""
     users = set(pending["user_id"].astype(str))
     items = set(pending["item_id"].astype(str))
     known_users = set(champion.idmap.user_ids.astype(str))
@@ -73,7 +75,15 @@ def drift_report(champion: Recommender, prep, pending: pd.DataFrame) -> dict:
                 "median": float(np.median(s)) if len(s) else None,
                 "histogram": (hist / max(hist.sum(), 1)).round(4).tolist()}
 
+    served: dict = {"impressions": 0}
+    if impressions is not None and len(impressions):
+        shown = impressions[["user_id", "item_id"]].astype(str).drop_duplicates()
+        acted = set(zip(pending["user_id"].astype(str), pending["item_id"].astype(str)))
+        served = {"impressions": int(len(impressions)), "distinct_user_items": int(len(shown)),
+                  "acted_on_share": float(np.mean([(u, i) in acted for u, i in zip(shown["user_id"], shown["item_id"])])),
+                  "by_model_version": {str(k): int(v) for k, v in impressions["model_version"].value_counts().items()}}
     return {"events_by_type": {str(k): int(v) for k, v in pending["type"].value_counts().sort_index().items()},
+            "served": served,
             "events": int(len(pending)), "active_users": len(users), "new_users": len(users - known_users),
             "active_items": len(items), "new_items": len(items - known_items),
             "tie_strength": {"bins": TIE_BINS.round(2).tolist(), "champion": summary(old_s),

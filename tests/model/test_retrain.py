@@ -55,7 +55,9 @@ def test_retrain_with_no_new_events_is_a_noop(ops, capsys):
 
 def test_retrain_rejects_by_margin_then_promotes_and_rolls_back(ops, tmp_path):
     store = SQLiteEventStore(ops["db"])
-    store.append(_future_events(ops["world"], 0.0, 0.5))
+    events = _future_events(ops["world"], 0.0, 0.5)
+    store.append(events)
+    store.log_impressions(events[0]["user_id"], [events[0]["item_id"], "c1", "c2"], 1_700_000_000, "1")
     strict = RetrainConfig(margin=10.0, time_budget=60)
     result = retrain(ops["db"], ops["uri"], config=strict, overrides=["max_epochs=3"], progress=False)
     assert result["decision"] == "rejected" and alias_version("champion") == "1"
@@ -67,6 +69,9 @@ def test_retrain_rejects_by_margin_then_promotes_and_rolls_back(ops, tmp_path):
     assert {"drift.json", "drift.png"} <= {a.path for a in client.list_artifacts(result["run_id"])}
     drift = json.loads(Path(client.download_artifacts(result["run_id"], "drift.json", str(tmp_path))).read_text())
     assert drift["drift"]["events"] == result["new_events"] > 0
+    served = drift["drift"]["served"]
+    assert served["impressions"] == 3 and served["by_model_version"] == {"1": 3}
+    assert served["acted_on_share"] == pytest.approx(1 / 3)
     assert set(drift["drift"]["events_by_type"]) <= {"view", "read", "like", "comment", "share", "follow",
                                                      "click", "pay"}
     # the same events again: nothing new since that retrain
