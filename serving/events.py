@@ -14,9 +14,10 @@ import sqlite3
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 import pandas as pd
 
@@ -91,6 +92,19 @@ class SQLiteEventStore:
             self._local.conn = conn
         return conn
 
+    @contextmanager
+    def _transaction(self, synchronous: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``synchronous`` FULL: fsync at commit; NORMAL: at checkpoints)."""
+        conn = self._conn()
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -110,47 +124,22 @@ class SQLiteEventStore:
         now = int(time.time())
         rows = [(e.get("event_id") or uuid.uuid4().hex, str(e["user_id"]), str(e["item_id"]), e["type"],
                  int(e["ts"]) if e.get("ts") is not None else now, e.get("value"), now) for e in events]
-        conn = self._conn()
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction("FULL") as conn:
             conn.executemany("INSERT OR IGNORE INTO events (event_id, user_id, item_id, type, ts, value, "
                              "received_ts) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return len(rows)
 
     def log_impressions(self, user_id: str, item_ids: list[str], ts: int, model_version: str) -> None:
-        if not item_ids:
-            return
-        conn = self._conn()
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany("INSERT INTO impressions (user_id, item_id, ts, model_version) VALUES (?, ?, ?, ?)",
-                             [(user_id, i, ts, model_version) for i in item_ids])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        self.log_impressions_many([(user_id, item_ids, ts, model_version)])
 
     def log_impressions_many(self, slates: list[tuple[str, list[str], int, str]]) -> None:
         """Log several slates ``(user_id, item_ids, ts, model_version)`` in one transaction."""
         rows = [(u, i, ts, v) for u, items, ts, v in slates for i in items]
         if not rows:
             return
-        conn = self._conn()
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction("NORMAL") as conn:
             conn.executemany("INSERT INTO impressions (user_id, item_id, ts, model_version) VALUES (?, ?, ?, ?)",
                              rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def impression_counts(self, user_id: str, since_ts: int) -> dict[str, int]:
         """item_id -> impressions of the user at or after ``since_ts``."""
@@ -174,10 +163,7 @@ class SQLiteEventStore:
     def update_settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
                         unmute: list[str]) -> UserSettings:
         """Apply a settings change durably and return the user's settings after it."""
-        conn = self._conn()
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction("FULL") as conn:
             current = conn.execute("SELECT commercial_opt_out FROM settings WHERE user_id = ?",
                                    (user_id,)).fetchone()
             opt = commercial_opt_out if commercial_opt_out is not None else bool(current and current[0])
@@ -188,10 +174,6 @@ class SQLiteEventStore:
                              [(user_id, m) for m in mute])
             conn.executemany("DELETE FROM mutes WHERE user_id = ? AND target_id = ?",
                              [(user_id, m) for m in unmute])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return self.settings(user_id)
 
     def events_since(self, seq: int = 0) -> pd.DataFrame:
@@ -217,16 +199,9 @@ class SQLiteEventStore:
     def forget(self, user_id: str) -> dict[str, int]:
         """Delete every event, impression, setting and mute of ``user_id`` and remember the id so
         retraining drops the user from the base data too; returns the counts deleted."""
-        conn = self._conn()
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction("FULL") as conn:
             counts = {t: conn.execute(f"DELETE FROM {t} WHERE user_id = ?", (user_id,)).rowcount
                       for t in ("events", "impressions", "settings", "mutes")}
             conn.execute("INSERT OR REPLACE INTO forgotten (user_id, ts) VALUES (?, ?)",
                          (user_id, int(time.time())))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return counts

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from features.schema import ITEM_KINDS
 from serving.recommender import Recommender
-from training.metrics import KS, METRIC_NAMES, user_metrics
+from training.metrics import KS, METRIC_NAMES, mean_metrics
 
 SPARSITY_GROUPS = (("<10", 0, 10), ("10-49", 10, 50), (">=50", 50, None))
 
@@ -26,15 +26,6 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     out = np.full(max(KS), -1, np.int64)
     finite = top[np.isfinite(scores[top])]
     out[:len(finite)] = finite
-    return out
-
-
-def _means(hits: np.ndarray, n_test: np.ndarray) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for k in KS:
-        per = user_metrics(hits, n_test, k) if len(n_test) else None
-        for m in METRIC_NAMES:
-            out[f"{m}_at_{k}"] = float(per[m].mean()) if per is not None else float("nan")
     return out
 
 
@@ -78,7 +69,7 @@ def evaluate_served(rec: Recommender, holdout: pd.DataFrame, known: pd.DataFrame
         if not entries:
             return {f"{m}_at_{k}": float("nan") for k in KS for m in METRIC_NAMES}
         hits = np.array([np.isin(top, truth[truth >= 0]) & (top >= 0) for top, truth, _ in entries])
-        return _means(hits, np.array([n for _, _, n in entries]))
+        return mean_metrics(hits, np.array([n for _, _, n in entries]))
 
     out = metrics_of(rows["all"])
     out["users"] = len(users)
