@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     from features.world import WorldConfig, generate_world, write_world
     from training.cli import main as guanxi
-    from training.registry import alias_version, use_tracking
+    from training.registry import use_tracking
     from training.retrain import RetrainConfig, retrain
 
     world = ROOT / ".worlds" / f"scenario-{args.users}-s3"

@@ -21,17 +21,15 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import yaml
 
-from features.schema import Dataset, make_events
 from serving.events import SQLiteEventStore
 from training.retrain_data import build_retrain_dataset, drift_report, plot_drift, replay_policy
 

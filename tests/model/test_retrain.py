@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -84,12 +83,10 @@ def test_retrain_rejects_by_margin_then_promotes_and_rolls_back(ops, tmp_path):
     assert result["policy_violations"] == 0
     assert champion_history() == ["1", "3"]
 
-    out = ops["dir"] / "status.json"
     assert main(["status", "--events-db", str(ops["db"]), "--tracking-uri", ops["uri"], "--json"]) == 0
     assert main(["rollback", "--tracking-uri", ops["uri"]]) == 0
     assert alias_version("champion") == "1"
     assert main(["rollback", "--tracking-uri", ops["uri"]]) == 2     # nothing earlier than v1
-    del out
 
 
 def test_status_reports_versions_watermark_and_pending(ops, capsys):
@@ -161,7 +158,7 @@ def test_retrain_data_holds_out_the_newest_events_and_admits_new_ids(ops):
     store = SQLiteEventStore(ops["db"])
     store.append(events)
     ds, holdout, known = build_retrain_dataset(ops["world"].dataset, store.events_since(0), set(), 0.2)
-    assert holdout["ts"].min() >= known["ts"].max() - 0           # holdout is the newest slice
+    assert holdout["ts"].min() >= known["ts"].max()           # holdout is the newest slice
     assert "brand-new-user" in set(ds.users["user_id"]) and "brand-new-item" in set(ds.items["item_id"])
     pairs = set(zip(known["user_id"], known["item_id"]))
     assert not any((u, i) in pairs for u, i in zip(holdout["user_id"], holdout["item_id"]))

@@ -1,7 +1,6 @@
 """Micro-batching: concurrent requests share one call; a failure reaches every waiter."""
 import asyncio
 
-import pytest
 
 from serving.batcher import MicroBatcher
 
