@@ -76,7 +76,7 @@ def main() -> int:
     config = load_config()
     rows = []
     world_dir = out / "world"
-    from features.world import write_world
+    from features.world_io import write_world
     start = time.perf_counter()
     write_world(generate_world(WorldConfig(users=args.world_users, seed=0)), world_dir)
     info["world_generate_s"] = time.perf_counter() - start

@@ -42,7 +42,8 @@ def _run(cmd: list[str]) -> None:
 
 
 def prepare(users: int, content_per_user: float, budget: float) -> tuple[Path, str]:
-    from features.world import WorldConfig, generate_world, write_world
+    from features.world import WorldConfig, generate_world
+    from features.world_io import write_world
 
     world = ROOT / ".worlds" / f"serve-{users}-c{content_per_user:g}"
     if not (world / "world.json").is_file():

@@ -52,6 +52,41 @@ print(json.dumps({"prepare_s": t_prep, "step_s": statistics.median(times), "pair
 '''
 
 
+SAMPLED = r'''
+import json, statistics, sys, time
+import numpy as np, torch
+from features.circles import CircleConfig, circle_codes
+from features.coded import load_coded_world
+from features.ties import tie_strength_codes
+from training.adjacency import coded_graph
+from training.config import load_config
+from training.model import GraphRecommender
+from training.sampled import SampledTrainer
+data, steps, fanouts = sys.argv[1], int(sys.argv[2]), tuple(int(f) for f in sys.argv[3].split(","))
+config = load_config()
+t = time.perf_counter()
+coded = load_coded_world(data)
+a, b, strength, report = tie_strength_codes(coded)
+circles = circle_codes(a, b, strength, CircleConfig(config.inner_min_strength, config.inner_max_size))
+del a, b, strength
+adjacency, pair_user, pair_item, support = coded_graph(config, coded, circles, report.label)
+del circles
+t_prep = time.perf_counter() - t
+torch.manual_seed(0)
+model = GraphRecommender(coded.num_users, coded.num_items, config.dim, config.layers, adjacency, cosine=True,
+                         temperature=config.temperature, item_bias=config.item_bias, support=support,
+                         sparse_embedding=True)
+trainer = SampledTrainer(model, fanouts, config.lr, config.temperature, config.weight_decay)
+stats = trainer.epoch(pair_user, pair_item, config.batch_size, config.negatives,
+                      torch.Generator().manual_seed(0), max_steps=steps + 2)[2:]
+print(json.dumps({"prepare_s": t_prep, "step_s": statistics.median(s.seconds for s in stats),
+                  "loss_first": stats[0].loss, "loss_last": stats[-1].loss,
+                  "nodes_per_step": statistics.median(s.nodes for s in stats),
+                  "edges_per_step": statistics.median(s.edges for s in stats), "pairs": len(pair_user),
+                  "adjacency_nnz": int(adjacency._nnz()), "items": coded.num_items}))
+'''
+
+
 # A fresh wrapper per stage: RUSAGE_CHILDREN's max RSS is then that stage's alone.
 WRAP = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
         "sys.stderr.write('PEAK_KB %d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "

@@ -14,7 +14,8 @@ import pandas as pd
 
 from features.datasets import load_dataset
 from features.summary import summarize, timed_features
-from features.world import WorldConfig, generate_world, write_world
+from features.world import WorldConfig, generate_world
+from features.world_io import write_world
 
 OUT = Path(__file__).parent / "results" / "dataset_stats.json"
 

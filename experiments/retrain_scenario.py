@@ -83,7 +83,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds, champion and retrain")
     args = parser.parse_args()
-    from features.world import WorldConfig, generate_world, write_world
+    from features.world import WorldConfig, generate_world
+    from features.world_io import write_world
     from training.cli import main as guanxi
     from training.registry import use_tracking
     from training.retrain import RetrainConfig, retrain

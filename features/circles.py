@@ -44,30 +44,49 @@ def build_circles(strengths: pd.DataFrame, config: CircleConfig = CircleConfig()
     s = strengths["strength"].to_numpy(dtype=np.float64)
     user = np.concatenate([strengths["user_id"].to_numpy(), strengths["friend_id"].to_numpy()])
     friend = np.concatenate([strengths["friend_id"].to_numpy(), strengths["user_id"].to_numpy()])
-    strength = np.concatenate([s, s])
     codes, _ = pd.factorize(user)
-    order = np.lexsort((-strength, codes))
-    codes, user, friend, strength = codes[order], user[order], friend[order], strength[order]
+    order, inner = rank_circles(codes, np.concatenate([s, s]), config)
+    return pd.DataFrame({"user_id": user[order], "friend_id": friend[order],
+                         "strength": np.concatenate([s, s])[order],
+                         "circle": np.where(inner, "inner", "outer").astype(object)})
+
+
+def circle_codes(a: np.ndarray, b: np.ndarray, strength: np.ndarray,
+                 config: CircleConfig = CircleConfig()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`build_circles` on user codes: undirected pairs ``a, b, strength`` ``[num_pairs]`` to
+    ``(user, contact, strength, inner)``, each ``[2 * num_pairs]``, sorted by user then
+    descending strength."""
+    user = np.concatenate([a, b])
+    order, inner = rank_circles(user, np.concatenate([strength, strength]), config)
+    return user[order], np.concatenate([b, a])[order], np.concatenate([strength, strength])[order], inner
+
+
+def rank_circles(user: np.ndarray, strength: np.ndarray, config: CircleConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The order that sorts (user, contact) rows by ``user`` code then descending ``strength``
+    (ties in row order), and ``[num_rows]`` whether each sorted row is in the inner circle."""
+    order = np.lexsort((-strength, user))
+    codes, strength = user[order], strength[order]
     starts = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1]) if len(codes) else np.zeros(0, int)
     rank = np.arange(len(codes)) - np.repeat(starts, np.diff(np.append(starts, len(codes))))
-    inner = (strength >= config.inner_min_strength) & (rank < config.inner_max_size)
-    return pd.DataFrame({"user_id": user, "friend_id": friend, "strength": strength,
-                         "circle": np.where(inner, "inner", "outer").astype(object)})
+    return order, (strength >= config.inner_min_strength) & (rank < config.inner_max_size)
 
 
 def circle_summary(circles: pd.DataFrame, num_users: int) -> dict[str, float]:
     """Summary statistics: mean and median inner/outer size over all ``num_users`` users
     (users with no contacts count as zero), and the share of users with an empty inner circle."""
-    inner = circles[circles["circle"] == "inner"].groupby("user_id").size()
-    outer = circles[circles["circle"] == "outer"].groupby("user_id").size()
-    inner_all = np.zeros(num_users)
-    inner_all[: len(inner)] = inner.to_numpy()
-    outer_all = np.zeros(num_users)
-    outer_all[: len(outer)] = outer.to_numpy()
+    codes, _ = pd.factorize(circles["user_id"])
+    return circle_summary_codes(codes, circles["strength"].to_numpy(dtype=np.float64),
+                                circles["circle"].to_numpy() == "inner", num_users)
+
+
+def circle_summary_codes(user: np.ndarray, strength: np.ndarray, inner: np.ndarray,
+                         num_users: int) -> dict[str, float]:
+    """:func:`circle_summary` of circle rows as codes, each ``[num_rows]``."""
+    inner_all = np.bincount(user[inner], minlength=num_users)[:num_users].astype(np.float64)
+    outer_all = np.bincount(user[~inner], minlength=num_users)[:num_users].astype(np.float64)
     return {
         "inner_mean": float(inner_all.mean()), "inner_median": float(np.median(inner_all)),
         "outer_mean": float(outer_all.mean()), "outer_median": float(np.median(outer_all)),
         "no_inner_share": float((inner_all == 0).mean()),
-        "inner_strength_mean": float(circles.loc[circles["circle"] == "inner", "strength"].mean())
-        if (circles["circle"] == "inner").any() else float("nan"),
+        "inner_strength_mean": float(strength[inner].mean()) if inner.any() else float("nan"),
     }

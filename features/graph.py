@@ -22,7 +22,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from features.ids import IdMap
-from features.schema import ITEM_KINDS, Dataset
+from features.schema import ITEM_EVENT_TYPES, ITEM_KINDS, Dataset
 
 
 def interaction_pairs(events: pd.DataFrame, idmap: IdMap) -> tuple[np.ndarray, np.ndarray]:
@@ -43,49 +43,90 @@ def build_hetero_graph(dataset: Dataset, idmap: IdMap, circles: pd.DataFrame | N
         idmap: user and item indices.
         circles: output of :func:`features.circles.build_circles`, or None for no social edges.
     """
-    data = HeteroData()
-    data["user"].num_nodes = idmap.num_users
     kinds = dataset.items.set_index(dataset.items["item_id"].astype(str))["kind"]
-    item_kind = kinds.reindex(idmap.item_ids.astype(str)).to_numpy()
-    local = np.zeros(idmap.num_items, dtype=np.int64)
-    for kind in ITEM_KINDS:
-        members = np.flatnonzero(item_kind == kind)
+    item_kind = pd.Index(ITEM_KINDS).get_indexer(kinds.reindex(idmap.item_ids.astype(str)))
+    train = dataset.train
+    u = idmap.user_index(train["user_id"])
+    i = idmap.item_index(train["item_id"])
+    ok = (u >= 0) & (i >= 0)
+    etype = pd.Index(ITEM_EVENT_TYPES).get_indexer(train["type"].astype(str))
+    ts = train["ts"].to_numpy(dtype=np.float64, na_value=np.nan)
+    social = None
+    if circles is not None and len(circles):
+        cu = idmap.user_index(circles["user_id"])
+        cf = idmap.user_index(circles["friend_id"])
+        keep = (cu >= 0) & (cf >= 0)
+        social = (cu[keep], cf[keep], circles["strength"].to_numpy(np.float32)[keep],
+                  circles["circle"].to_numpy()[keep] == "inner")
+    owned = dataset.items[dataset.items["owner_id"].notna()]
+    owner = np.full(idmap.num_items, -1, np.int64)
+    if len(owned):
+        ci = idmap.item_index(owned["item_id"])
+        oi = idmap.item_index(owned["owner_id"])
+        keep = (ci >= 0) & (oi >= 0)
+        owner[ci[keep]] = oi[keep]
+    return hetero_graph_codes(idmap.num_users, item_kind, u[ok], i[ok], etype[ok], ts[ok], social, owner)
+
+
+def hetero_graph_codes(num_users: int, item_kind: np.ndarray, ev_user: np.ndarray, ev_item: np.ndarray,
+                       ev_type: np.ndarray, ev_ts: np.ndarray,
+                       circles: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None,
+                       owner: np.ndarray) -> HeteroData:
+    """The typed graph from codes (see the module doc), without Python objects per edge.
+
+    Args:
+        num_users: ``U``.
+        item_kind: ``[I]`` index into ``ITEM_KINDS``.
+        ev_user, ev_item, ev_type, ev_ts: ``[E]`` training events (type index into
+            ``ITEM_EVENT_TYPES``, ts float, NaN when untimed).
+        circles: ``(user, contact, strength, inner)`` rows ``[C]``, or None for no social edges.
+        owner: ``[I]`` item index of the publishing account, -1 when none.
+    """
+    data = HeteroData()
+    data["user"].num_nodes = num_users
+    num_items = len(item_kind)
+    local = np.zeros(num_items, dtype=np.int64)
+    for k, kind in enumerate(ITEM_KINDS):
+        members = np.flatnonzero(item_kind == k)
         if len(members):
             data[kind].num_nodes = len(members)
             data[kind].item_idx = torch.from_numpy(members)
             local[members] = np.arange(len(members))
 
-    train = dataset.train
-    u = idmap.user_index(train["user_id"])
-    i = idmap.item_index(train["item_id"])
-    ok = (u >= 0) & (i >= 0)
-    frame = pd.DataFrame({"u": u[ok], "i": i[ok], "type": train["type"].to_numpy()[ok],
-                          "ts": train["ts"].fillna(-1).to_numpy(dtype=np.int64)[ok]})
-    grouped = frame.groupby(["type", "u", "i"], sort=True).agg(n=("ts", "size"), ts=("ts", "max"))
-    grouped = grouped.reset_index()
-    grouped["kind"] = item_kind[grouped["i"].to_numpy()]
-    for (etype, kind), g in grouped.groupby(["type", "kind"], sort=True):
-        rel = data["user", etype, kind]
-        rel.edge_index = torch.from_numpy(np.stack([g["u"].to_numpy(), local[g["i"].to_numpy()]]))
-        rel.edge_weight = torch.from_numpy(np.log1p(g["n"].to_numpy()).astype(np.float32))
-        rel.ts = torch.tensor(g["ts"].to_numpy(dtype=np.int64))
+    rel_code = ev_type.astype(np.int64) * len(ITEM_KINDS) + item_kind[ev_item]
+    key = (rel_code * num_users + ev_user) * num_items + ev_item
+    ts = np.nan_to_num(ev_ts, nan=-1.0).astype(np.int64)
+    order = np.lexsort((ts, key))
+    key, ts = key[order], ts[order]
+    del order
+    last = np.ones(len(key), dtype=bool)
+    last[:-1] = key[1:] != key[:-1]
+    ends = np.flatnonzero(last)
+    count = np.diff(np.concatenate([[-1], ends]))
+    key, ts = key[ends], ts[ends]  # one row per (relation, user, item): sorted by user then item
+    rel = key // (num_users * num_items)
+    pair = key % (num_users * num_items)
+    names = sorted((ITEM_EVENT_TYPES[c // len(ITEM_KINDS)], ITEM_KINDS[c % len(ITEM_KINDS)], c)
+                   for c in np.unique(rel))
+    for etype, kind, code in names:
+        sel = rel == code
+        u, i = pair[sel] // num_items, pair[sel] % num_items
+        store = data["user", etype, kind]
+        store.edge_index = torch.from_numpy(np.stack([u, local[i]]))
+        store.edge_weight = torch.from_numpy(np.log1p(count[sel]).astype(np.float32))
+        store.ts = torch.from_numpy(ts[sel])
 
-    if circles is not None and len(circles):
-        cu = idmap.user_index(circles["user_id"])
-        cf = idmap.user_index(circles["friend_id"])
-        for circle in ("inner", "outer"):
-            sel = (circles["circle"].to_numpy() == circle) & (cu >= 0) & (cf >= 0)
-            rel = data["user", circle, "user"]
-            rel.edge_index = torch.from_numpy(np.stack([cu[sel], cf[sel]]).astype(np.int64))
-            rel.edge_weight = torch.from_numpy(circles["strength"].to_numpy(np.float32)[sel])
+    if circles is not None and len(circles[0]):
+        cu, cf, strength, inner = circles
+        for circle, sel in (("inner", inner), ("outer", ~inner)):
+            store = data["user", circle, "user"]
+            store.edge_index = torch.from_numpy(np.stack([cu[sel], cf[sel]]).astype(np.int64))
+            store.edge_weight = torch.from_numpy(strength[sel].astype(np.float32))
 
-    owned = dataset.items[dataset.items["owner_id"].notna()]
+    owned = np.flatnonzero(owner >= 0)
     if len(owned):
-        ci = idmap.item_index(owned["item_id"])
-        oi = idmap.item_index(owned["owner_id"])
-        ok = (ci >= 0) & (oi >= 0)
         data["content", "published_by", "official_account"].edge_index = torch.from_numpy(
-            np.stack([local[ci[ok]], local[oi[ok]]]).astype(np.int64))
+            np.stack([local[owned], local[owner[owned]]]).astype(np.int64))
     return data
 
 

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Callable
 
+import numpy as np
 import pandas as pd
 from torch_geometric.data import HeteroData
 
-from features.circles import CircleConfig, build_circles, circle_summary
-from features.graph import build_hetero_graph
+from features.circles import CircleConfig, build_circles, circle_codes, circle_summary, circle_summary_codes
+from features.coded import CodedDataset
+from features.graph import build_hetero_graph, hetero_graph_codes
 from features.ids import IdMap
-from features.schema import Dataset
-from features.ties import TieStrengthConfig, TieStrengthReport, estimate_tie_strength
+from features.schema import ITEM_KINDS, Dataset
+from features.ties import (TieStrengthConfig, TieStrengthReport, estimate_tie_strength, spearman_codes,
+                           tie_strength_codes)
 
 
 @dataclass(frozen=True)
@@ -66,3 +70,61 @@ def timed_features(dataset: Dataset, truth_ties: pd.DataFrame | None = None) -> 
     start = time.perf_counter()
     feats = build_features(dataset, truth_ties=truth_ties)
     return feats, time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class CodedFeatures:
+    """:class:`Features` as codes (no Python object per row): undirected pairs ``a, b`` with
+    ``strength`` ``[num_pairs]``, circle rows ``(user, contact, strength, inner)`` ``[2 *
+    num_pairs]``, the typed graph and the tie-strength report."""
+
+    a: np.ndarray
+    b: np.ndarray
+    strength: np.ndarray
+    circles: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    graph: HeteroData
+    tie_report: TieStrengthReport
+
+
+def build_coded_features(data: CodedDataset, ties: TieStrengthConfig = TieStrengthConfig(),
+                         circles: CircleConfig = CircleConfig(),
+                         truth_ties: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                         stage: Callable[[str], None] | None = None) -> CodedFeatures:
+    """:func:`build_features` on a coded dataset; ``stage`` is told each step as it starts."""
+    say = stage or (lambda name: None)
+    say("tie strength")
+    a, b, strength, report = tie_strength_codes(data, ties)
+    if truth_ties is not None and len(a):
+        report = replace(report, spearman_truth=spearman_codes(a, b, strength, *truth_ties, data.num_users))
+    say("circles")
+    circ = circle_codes(a, b, strength, circles)
+    say("graph")
+    ok = (data.train.user >= 0) & (data.train.item >= 0)
+    graph = hetero_graph_codes(data.num_users, data.item_kind, data.train.user[ok], data.train.item[ok],
+                               data.train.type[ok], data.train.ts[ok], circ, data.owner.astype(np.int64))
+    return CodedFeatures(a, b, strength, circ, graph, report)
+
+
+def summarize_coded(data: CodedDataset, features: CodedFeatures, seconds: float | None = None) -> dict:
+    """:func:`summarize` of a coded dataset (the same keys and values)."""
+    kinds = np.bincount(data.item_kind, minlength=len(ITEM_KINDS))
+    out = {
+        "dataset": data.name,
+        "users": data.num_users,
+        "items": data.num_items,
+        **{name: int(kinds[k]) for k, name in ((0, "official_accounts"), (1, "merchants"), (2, "content"))},
+        "commercial_items": int(data.commercial.sum()),
+        "train_events": len(data.train),
+        "valid_events": len(data.valid),
+        "test_events": len(data.test),
+        "ties_rows": len(data.tie_user),
+        "undirected_ties": features.tie_report.pairs,
+        "pair_events": len(data.pair_user),
+        "graph_edge_types": len(features.graph.edge_types),
+    }
+    user, _, strength, inner = features.circles
+    out.update(circle_summary_codes(user, strength, inner, data.num_users))
+    out["tie_strength"] = asdict(features.tie_report)
+    if seconds is not None:
+        out["seconds"] = round(seconds, 2)
+    return out

@@ -19,16 +19,14 @@ a new ``version``.
 """
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features.schema import Dataset, make_events, make_items
-from features.tsv import AtomicDir
+from features.schema import ITEM_EVENT_TYPES, ITEM_KINDS, PAIR_EVENT_TYPES, Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +76,85 @@ class WorldConfig:
 
 
 @dataclass(frozen=True)
+class WorldCodes:
+    """A generated world as integer codes: no Python string per row, so a million users fit.
+
+    Users are ``0..n-1`` (id ``u<k>``); items are official accounts, then merchants, then content
+    (ids ``oa<k>``, ``m<k>``, ``c<k>``). Event types index :data:`ITEM_EVENT_TYPES`, pair-event
+    types :data:`PAIR_EVENT_TYPES`, kinds :data:`ITEM_KINDS`, groups :data:`GROUPS`.
+
+    Args:
+        item_counts: (official accounts, merchants, content).
+        item_kind, commercial, owner, category, item_topic, item_popularity: ``[I]`` per item
+            (``owner``/``category`` -1 when none).
+        join_round, activity: ``[U]``; interests: ``[U, topics]``.
+        tie_u, tie_v, tie_strength, tie_group: ``[T]`` undirected ties with ``u < v``.
+        pair_user, pair_friend, pair_type, pair_ts, pair_value: ``[P]`` pair events, sorted by
+            time then user id.
+        event_user, event_item, event_type, event_ts, event_value, event_round, event_cause,
+            event_via: ``[E]`` item events sorted by user then time (``cause`` 1 = social,
+            ``via`` the contact copied or -1).
+    """
+
+    config: WorldConfig
+    item_counts: tuple[int, int, int]
+    item_kind: np.ndarray
+    commercial: np.ndarray
+    owner: np.ndarray
+    category: np.ndarray
+    item_topic: np.ndarray
+    item_popularity: np.ndarray
+    join_round: np.ndarray
+    activity: np.ndarray
+    interests: np.ndarray
+    tie_u: np.ndarray
+    tie_v: np.ndarray
+    tie_strength: np.ndarray
+    tie_group: np.ndarray
+    pair_user: np.ndarray
+    pair_friend: np.ndarray
+    pair_type: np.ndarray
+    pair_ts: np.ndarray
+    pair_value: np.ndarray
+    event_user: np.ndarray
+    event_item: np.ndarray
+    event_type: np.ndarray
+    event_ts: np.ndarray
+    event_value: np.ndarray
+    event_round: np.ndarray
+    event_cause: np.ndarray
+    event_via: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return f"world-{self.config.users}-s{self.config.seed}"
+
+    def user_ids(self) -> np.ndarray:
+        """``[U]`` user ids as a fixed-width string array (no Python objects)."""
+        return np.char.add("u", np.arange(self.config.users).astype(str))
+
+    def item_ids(self) -> np.ndarray:
+        """``[I]`` item ids as a fixed-width string array."""
+        n_oa, n_m, n_c = self.item_counts
+        return np.concatenate([np.char.add("oa", np.arange(n_oa).astype(str)),
+                               np.char.add("m", np.arange(n_m).astype(str)),
+                               np.char.add("c", np.arange(n_c).astype(str))])
+
+    def split_of(self, split: str) -> np.ndarray:
+        """``[E]`` mask of the item events in ``train``, ``valid`` or ``test`` (by round)."""
+        last = self.config.rounds - 1
+        if split == "train":
+            return self.event_round < last - 1
+        if split == "valid":
+            return self.event_round == last - 1
+        if split == "test":
+            return self.event_round == last
+        raise ValueError(f"unknown split {split!r}; expected train, valid or test")
+
+
+@dataclass(frozen=True)
 class World:
-    """A generated world: the dataset and its ground truth."""
+    """A generated world: the dataset and its ground truth as tables (small worlds)."""
 
     dataset: Dataset
     truth_users: pd.DataFrame
@@ -87,61 +162,54 @@ class World:
     truth_ties: pd.DataFrame
     truth_events: pd.DataFrame
     config: WorldConfig
+    codes: WorldCodes
 
 
-def generate_world(config: WorldConfig) -> World:
-    """Generate a world. Deterministic: the same config gives identical tables."""
+def generate_codes(config: WorldConfig) -> WorldCodes:
+    """Generate a world as integer codes. Deterministic: the same config gives identical arrays."""
     rng = np.random.default_rng(config.seed)
     n = config.users
-    users = np.char.add("u", np.arange(n).astype(str)).astype(object)
 
     u, v, strength, group, membership = _make_ties(config, rng)
     interests = _make_interests(config, rng, membership)
-    items, item_topic, item_pop, item_kind = _make_items(config, rng)
+    counts, item_topic, item_pop, item_kind, commercial, owner, category = _make_items(config, rng)
     join_round = np.where(rng.random(n) < config.late_joiner_share, config.rounds - 1, 0)
     activity = rng.lognormal(np.log(config.events_per_user) - 0.32, 0.8, n)
     ev_user, ev_item, ev_round, cause, via = _make_item_events(
         config, rng, n, u, v, strength, interests, item_topic, item_pop, item_kind,
         join_round, activity)
-    pair_events = _make_pair_events(config, rng, users, u, v, strength)
+    pair = _make_pair_events(config, rng, u, v, strength)
 
     round_len = config.days * DAY // config.rounds
     ts = T0 + ev_round * round_len + rng.integers(0, round_len, len(ev_round))
     kinds = item_kind[ev_item]
-    types = np.empty(len(ev_item), dtype=object)
-    for k, name in enumerate(("official_account", "merchant", "content")):
+    types = np.empty(len(ev_item), dtype=np.int8)
+    pay, click = ITEM_EVENT_TYPES.index("pay"), ITEM_EVENT_TYPES.index("click")
+    for k, name in enumerate(ITEM_KINDS):
         sel = kinds == k
         names, probs = ITEM_EVENT_BY_KIND[name]
-        p = np.asarray(probs)
         if name == "merchant":  # friends who paid there pull towards paying
-            pay = rng.random(sel.sum()) < np.where(cause[sel] == 1, 0.6, 0.3)
-            types[sel] = np.where(pay, "pay", "click")
+            paid = rng.random(sel.sum()) < np.where(cause[sel] == 1, 0.6, 0.3)
+            types[sel] = np.where(paid, pay, click)
         else:
-            types[sel] = np.asarray(names, dtype=object)[rng.choice(len(names), sel.sum(), p=p)]
-    value = np.where(types == "pay", np.round(rng.lognormal(3.5, 1.0, len(types)), 2), np.nan)
+            codes = np.array([ITEM_EVENT_TYPES.index(t) for t in names], dtype=np.int8)
+            types[sel] = codes[rng.choice(len(names), sel.sum(), p=np.asarray(probs))]
+    value = np.where(types == pay, np.round(rng.lognormal(3.5, 1.0, len(types)), 2), np.nan)
     order = np.lexsort((ts, ev_user))
-    events = make_events(users[ev_user[order]], items["item_id"].to_numpy()[ev_item[order]],
-                         types[order], ts[order], value[order])
-    split_round = ev_round[order]
-    train = events[split_round < config.rounds - 2].reset_index(drop=True)
-    valid = events[split_round == config.rounds - 2].reset_index(drop=True)
-    test = events[split_round == config.rounds - 1].reset_index(drop=True)
+    return WorldCodes(
+        config, counts, item_kind.astype(np.int8), commercial, owner, category, item_topic,
+        item_pop, join_round, activity, interests, u, v, strength, group, *pair,
+        ev_user[order], ev_item[order], types[order], ts[order], value[order], ev_round[order],
+        cause[order], via[order])
 
-    ties = pd.DataFrame({"user_id": users[u], "friend_id": users[v]})
-    dataset = Dataset(f"world-{n}-s{config.seed}", pd.DataFrame({"user_id": users}), items,
-                      ties, pair_events, train, valid, test)
-    truth_users = pd.DataFrame({"user_id": users, "join_round": join_round, "activity": activity})
-    for t in range(config.topics):
-        truth_users[f"interest_{t}"] = interests[:, t].astype(np.float32)
-    truth_items = pd.DataFrame({"item_id": items["item_id"], "topic": item_topic,
-                                "popularity": item_pop})
-    truth_ties = pd.DataFrame({"user_id": users[u], "friend_id": users[v], "strength": strength,
-                               "group": np.asarray(GROUPS, dtype=object)[group]})
-    truth_events = pd.DataFrame({
-        "user_id": users[ev_user[order]], "item_id": items["item_id"].to_numpy()[ev_item[order]],
-        "round": split_round, "cause": np.where(cause[order] == 1, "social", "interest"),
-        "via": np.where(via[order] >= 0, users[np.maximum(via[order], 0)], None)})
-    return World(dataset, truth_users, truth_items, truth_ties, truth_events, config)
+
+def generate_world(config: WorldConfig) -> World:
+    """Generate a world with its tables (pandas, string ids). Deterministic per config; for
+    worlds too large for Python strings per row use :func:`generate_codes` and
+    :func:`features.world_io.write_world_codes`."""
+    from features.world_io import world_tables
+
+    return world_tables(generate_codes(config))
 
 
 def _make_ties(config: WorldConfig, rng: np.random.Generator):
@@ -193,6 +261,7 @@ def _make_interests(config: WorldConfig, rng: np.random.Generator,
 
 
 def _make_items(config: WorldConfig, rng: np.random.Generator):
+    """Items as codes: counts, and per item topic, popularity, kind, commercial, owner, category."""
     n = config.users
     n_oa = max(10, int(round(n * config.official_accounts_per_1k / 1000)))
     n_m = max(20, int(round(n * config.merchants_per_1k / 1000)))
@@ -202,21 +271,14 @@ def _make_items(config: WorldConfig, rng: np.random.Generator):
     m_topic = category % config.topics
     owner = rng.integers(0, n_oa, n_c)
     c_topic = np.where(rng.random(n_c) < 0.8, oa_topic[owner], rng.integers(0, config.topics, n_c))
-    ids = np.concatenate([np.char.add("oa", np.arange(n_oa).astype(str)),
-                          np.char.add("m", np.arange(n_m).astype(str)),
-                          np.char.add("c", np.arange(n_c).astype(str))]).astype(object)
     kind = np.repeat(np.array([0, 1, 2]), [n_oa, n_m, n_c])
-    kind_names = np.array(["official_account", "merchant", "content"], dtype=object)
     sponsored = rng.random(n_oa) < config.sponsored_share
     commercial = np.concatenate([sponsored, np.ones(n_m, bool), np.zeros(n_c, bool)])
-    owner_ids = np.concatenate([np.full(n_oa + n_m, None, dtype=object), ids[owner]])
-    cats = np.concatenate([np.full(n_oa, None, dtype=object),
-                           np.char.add("cat", category.astype(str)).astype(object),
-                           np.full(n_c, None, dtype=object)])
-    items = make_items(ids, kind_names[kind], commercial, owner_ids, cats)
+    owners = np.concatenate([np.full(n_oa + n_m, -1), owner]).astype(np.int64)
+    categories = np.concatenate([np.full(n_oa, -1), category, np.full(n_c, -1)]).astype(np.int64)
     topic = np.concatenate([oa_topic, m_topic, c_topic])
-    popularity = rng.pareto(1.5, len(ids)) + 1.0
-    return items, topic, popularity, kind
+    popularity = rng.pareto(1.5, len(kind)) + 1.0
+    return (n_oa, n_m, n_c), topic, popularity, kind, commercial, owners, categories
 
 
 def _make_item_events(config, rng, n, u, v, strength, interests, item_topic, item_pop,
@@ -304,47 +366,31 @@ def _make_item_events(config, rng, n, u, v, strength, interests, item_topic, ite
     return tuple(np.concatenate(out[k]) for k in ("user", "item", "round", "cause", "via"))
 
 
-def _make_pair_events(config, rng, users, u, v, strength) -> pd.DataFrame:
-    """Pairwise events with Poisson counts rising with strength; strong ties reciprocate."""
-    frames = []
+def _make_pair_events(config, rng, u, v, strength):
+    """Pairwise events with Poisson counts rising with strength; strong ties reciprocate.
+
+    Returns ``(user, friend, type, ts, value)`` arrays sorted by time, then by user id as a
+    string (``u10`` before ``u2``), ties in generation order."""
     span = config.days * DAY
-    for name, (scale, power) in PAIR_RATES.items():
+    cols = {k: [] for k in ("a", "b", "type", "ts", "value")}
+    for code, (name, (scale, power)) in enumerate(PAIR_RATES.items()):
         count = rng.poisson(scale * strength ** power)
         tie = np.repeat(np.arange(len(u)), count)
         # Weak ties are one-sided: one side sends most; strong ties both ways.
         lean = 0.5 + 0.45 * (1.0 - strength[tie]) * np.where(tie % 2 == 0, 1, -1)
         from_u = rng.random(len(tie)) < lean
-        a = np.where(from_u, u[tie], v[tie])
-        b = np.where(from_u, v[tie], u[tie])
-        ts = T0 + rng.integers(0, span, len(tie))
-        value = np.where(name == "red_packet", np.round(rng.lognormal(2.5, 0.7, len(tie)), 2), np.nan)
-        frames.append(pd.DataFrame({"user_id": users[a], "friend_id": users[b],
-                                    "type": name, "ts": ts, "value": value}))
-    pe = pd.concat(frames, ignore_index=True).sort_values(["ts", "user_id"], kind="stable")
-    pe["ts"] = pe["ts"].astype("Int64")
-    pe["type"] = pe["type"].astype(object)
-    return pe.reset_index(drop=True)
-
-
-def write_world(world: World, out: str | Path) -> Path:
-    """Write a world directory (Parquet), atomically."""
-    out = Path(out)
-    ds = world.dataset
-    with AtomicDir(out) as tmp:
-        (tmp / "truth").mkdir()
-        for name, df in (("users", ds.users), ("items", ds.items), ("ties", ds.ties),
-                         ("pair_events", ds.pair_events), ("train", ds.train),
-                         ("valid", ds.valid), ("test", ds.test)):
-            df.to_parquet(tmp / f"{name}.parquet", index=False)
-        for name, df in (("users", world.truth_users), ("items", world.truth_items),
-                         ("ties", world.truth_ties), ("events", world.truth_events)):
-            df.to_parquet(tmp / "truth" / f"{name}.parquet", index=False)
-        meta = {"format": "guanxi-world", "name": ds.name, "config": asdict(world.config),
-                "counts": {"users": len(ds.users), "items": len(ds.items), "ties": len(ds.ties),
-                           "pair_events": len(ds.pair_events), "train": len(ds.train),
-                           "valid": len(ds.valid), "test": len(ds.test)}}
-        (tmp / "world.json").write_text(json.dumps(meta, indent=2))
-    return out
+        cols["a"].append(np.where(from_u, u[tie], v[tie]))
+        cols["b"].append(np.where(from_u, v[tie], u[tie]))
+        cols["type"].append(np.full(len(tie), PAIR_EVENT_TYPES.index(name), dtype=np.int8))
+        cols["ts"].append(T0 + rng.integers(0, span, len(tie)))
+        amount = np.round(rng.lognormal(2.5, 0.7, len(tie)), 2)  # drawn for every type
+        cols["value"].append(amount if name == "red_packet" else np.full(len(tie), np.nan))
+    a, b, kind, ts, value = (np.concatenate(cols[k]) for k in ("a", "b", "type", "ts", "value"))
+    ids = np.char.add("u", np.arange(config.users).astype(str))
+    id_rank = np.empty(config.users, dtype=np.int64)
+    id_rank[np.argsort(ids, kind="stable")] = np.arange(config.users)
+    order = np.lexsort((id_rank[a], ts))
+    return a[order], b[order], kind[order], ts[order], value[order]
 
 
 def is_world_dir(path: str | Path) -> bool:

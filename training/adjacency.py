@@ -6,6 +6,8 @@ of a tie may differ; the adjacency holds their mean, keeping it symmetric.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -13,7 +15,12 @@ import torch
 
 from features.graph import normalized_adjacency
 from features.ids import IdMap
+from features.schema import ITEM_EVENT_TYPES
 from training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from features.coded import CodedDataset
+    from training.sampled import SupportRows
 
 # Stronger intent weighs more; impressions are not interactions.
 EVENT_TYPE_WEIGHTS = {"view": 1.0, "read": 1.0, "click": 1.0, "like": 1.5, "comment": 1.5,
@@ -47,9 +54,16 @@ def social_edges(config: TrainConfig, idmap: IdMap, ties: pd.DataFrame,
         return empty
     u = idmap.user_index(circles["user_id"])
     v = idmap.user_index(circles["friend_id"])
-    w = circle_weights(circles, config.inner_weight, config.outer_weight, config.use_circles) / 2.0
-    m = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([u, v]), np.concatenate([v, u]))),
-                      shape=(idmap.num_users, idmap.num_users)).tocsr()
+    w = circle_weights(circles, config.inner_weight, config.outer_weight, config.use_circles)
+    return symmetric_mean(u, v, w, idmap.num_users)
+
+
+def symmetric_mean(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Symmetric edges ``(src, dst, weight)`` holding the mean of the directed weights ``u -> v``
+    ``[num_rows]`` and ``v -> u`` (the adjacency must be symmetric; circles need not be)."""
+    half = (w / 2.0).astype(np.float32)
+    m = sp.coo_matrix((np.concatenate([half, half]), (np.concatenate([u, v]), np.concatenate([v, u]))),
+                      shape=(n, n)).tocsr()
     m.sum_duplicates()
     m.eliminate_zeros()
     coo = m.tocoo()
@@ -147,3 +161,57 @@ def circle_scores(social: sp.csr_matrix, train_csr: sp.csr_matrix, popularity: t
     support = (social[rows] @ train_csr).toarray().astype(np.float32)
     top = np.maximum(support.max(axis=1, keepdims=True), 1e-6)
     return torch.from_numpy(support / top) + popularity[None, :]
+
+
+def coded_graph(config: TrainConfig, data: "CodedDataset", circles: tuple[np.ndarray, ...],
+                tie_label: str | None = None) -> tuple[torch.Tensor, np.ndarray, np.ndarray, "SupportRows | None"]:
+    """The guanxi adjacency of a coded dataset (what :func:`build_adjacency` gives for its
+    tables), without Python objects per row.
+
+    Args:
+        config: a ``guanxi`` config.
+        data: the coded dataset; only ``train`` events are used.
+        circles: ``(user, contact, strength, inner)`` rows from :func:`features.circles.circle_codes`.
+        tie_label: the tie-strength report's label (``social_score: auto``, see
+            :func:`support_matrix`).
+
+    Returns:
+        the ``[U + I, U + I]`` normalised CSR adjacency, the distinct training pairs
+        ``(pair_user, pair_item)`` ``[P]``, and the social support as rows computed on demand
+        (None when the support term is off).
+    """
+    from training.sampled import SupportRows
+
+    if config.model != "guanxi":
+        raise ValueError(f"coded_graph builds the guanxi graph, not {config.model!r}")
+    n_users, n_items = data.num_users, data.num_items
+    ok = (data.train.user >= 0) & (data.train.item >= 0)
+    key = data.train.user[ok].astype(np.int64) * n_items + data.train.item[ok]
+    type_weight = np.array([EVENT_TYPE_WEIGHTS[t] for t in ITEM_EVENT_TYPES], np.float32)
+    order = np.lexsort((type_weight[data.train.type[ok]], key))  # heaviest type last per pair
+    key, weight = key[order], type_weight[data.train.type[ok]][order]
+    del order
+    last = np.ones(len(key), dtype=bool)
+    last[:-1] = key[1:] != key[:-1]
+    key, weight = key[last], weight[last]
+    pair_user, pair_item = key // n_items, key % n_items
+    del key
+    weight = np.where(weight > 0, weight, 1.0).astype(np.float32) if config.use_event_types \
+        else np.ones(len(pair_user), np.float32)
+    user, contact, strength, inner = circles
+    scale = np.where(inner | (not config.use_circles), config.inner_weight, config.outer_weight)
+    w = (scale * strength).astype(np.float32)
+    social = symmetric_mean(user, contact, w, n_users) if config.use_social else \
+        (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    owned = np.flatnonzero(data.owner >= 0) if config.owner_weight > 0 else np.zeros(0, np.int64)
+    adjacency = normalized_adjacency(n_users, n_items, pair_user, pair_item, weight, *social,
+                                     owned, data.owner[owned].astype(np.int64),
+                                     np.full(len(owned), config.owner_weight, np.float32))
+    support = None
+    wanted = config.social_score == "on" or (config.social_score == "auto" and tie_label == "later_window")
+    if config.use_social and wanted:
+        weights = sp.csr_matrix((np.minimum(w, config.inner_weight), (user, contact)), shape=(n_users, n_users))
+        known = sp.csr_matrix((np.ones(len(pair_user), np.float32), (pair_user, pair_item)),
+                              shape=(n_users, n_items))
+        support = SupportRows(weights, known)
+    return adjacency, pair_user, pair_item, support

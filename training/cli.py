@@ -17,30 +17,47 @@ logger = logging.getLogger("guanxi")
 
 
 def _cmd_world(args: argparse.Namespace) -> int:
-    from features.world import WorldConfig, generate_world, write_world
+    from features.world import WorldConfig, generate_codes
+    from features.world_io import write_world_codes
 
     start = time.perf_counter()
-    world = generate_world(WorldConfig(users=args.users, seed=args.seed))
-    write_world(world, args.out)
-    ds = world.dataset
-    print(f"world {ds.name}: {len(ds.users)} users, {len(ds.items)} items, {len(ds.ties)} ties, "
-          f"{len(ds.pair_events)} pair events, train/valid/test events "
-          f"{len(ds.train)}/{len(ds.valid)}/{len(ds.test)} -> {args.out} "
+    config = WorldConfig(users=args.users, seed=args.seed)
+    print(f"generating {config.users:,} users (seed {config.seed}) ...", flush=True)
+    codes = generate_codes(config)
+    print(f"generated in {time.perf_counter() - start:.1f}s; writing {args.out}", flush=True)
+    write_world_codes(codes, args.out, progress=lambda name: print(f"  writing {name}", flush=True))
+    counts = {split: int(codes.split_of(split).sum()) for split in ("train", "valid", "test")}
+    print(f"world {codes.name}: {config.users} users, {len(codes.item_kind)} items, "
+          f"{len(codes.tie_u)} ties, {len(codes.pair_user)} pair events, train/valid/test events "
+          f"{counts['train']}/{counts['valid']}/{counts['test']} -> {args.out} "
           f"({time.perf_counter() - start:.1f}s)")
     return 0
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from features.world import is_world_dir
 
-    from features.datasets import load_dataset
-    from features.summary import summarize, timed_features
+    start = time.perf_counter()
+    if is_world_dir(args.data):  # codes straight from Parquet: no Python string per row
+        from features.coded import load_coded_world, read_truth_ties
+        from features.summary import build_coded_features, summarize_coded
 
-    dataset = load_dataset(args.data)
-    truth = Path(args.data) / "truth" / "ties.parquet"
-    truth_ties = pd.read_parquet(truth) if truth.is_file() else None
-    feats, seconds = timed_features(dataset, truth_ties)
-    summary = summarize(dataset, feats, seconds)
+        print(f"reading {args.data} as codes ...", flush=True)
+        data = load_coded_world(args.data)
+        print(f"  read in {time.perf_counter() - start:.1f}s", flush=True)
+        feats = build_coded_features(data, truth_ties=read_truth_ties(args.data, data),
+                                     stage=lambda name: print(f"  {name} ...", flush=True))
+        summary = summarize_coded(data, feats, time.perf_counter() - start)
+    else:
+        import pandas as pd
+
+        from features.datasets import load_dataset
+        from features.summary import summarize, timed_features
+
+        dataset = load_dataset(args.data)
+        truth = Path(args.data) / "truth" / "ties.parquet"
+        feats, seconds = timed_features(dataset, pd.read_parquet(truth) if truth.is_file() else None)
+        summary = summarize(dataset, feats, seconds)
     _print_summary(summary)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -67,13 +67,16 @@ class GraphRecommender(torch.nn.Module):
             express popularity, which the bias absorbs.
         support: optional ``[U, I]`` CSR of social support, ``log1p(sum_v w_uv [v engaged with
             i])`` over the user's contacts ``v`` with circle weights ``w_uv``; when given, scores
-            gain ``support_weight * support[u, i]`` with a learnt ``support_weight``.
+            gain ``support_weight * support[u, i]`` with a learnt ``support_weight`` (anything
+            indexable like it, e.g. :class:`training.sampled.SupportRows`).
+        sparse_embedding: sparse gradients for the layer-0 embeddings (sampled training,
+            :mod:`training.sampled`; the full-graph path keeps dense ones).
     """
 
     def __init__(self, num_users: int, num_items: int, dim: int = 64, num_layers: int = 3,
                  adjacency: Tensor | None = None, init_std: float = 0.1,
                  cosine: bool = False, temperature: float = 1.0, item_bias: bool = False,
-                 support: sp.csr_matrix | None = None) -> None:
+                 support: sp.csr_matrix | None = None, sparse_embedding: bool = False) -> None:
         super().__init__()
         if num_layers > 0 and adjacency is None:
             raise ValueError("num_layers > 0 needs an adjacency")
@@ -82,7 +85,7 @@ class GraphRecommender(torch.nn.Module):
         self.num_users = num_users
         self.num_items = num_items
         self.num_layers = num_layers
-        self.embedding = torch.nn.Embedding(num_users + num_items, dim)
+        self.embedding = torch.nn.Embedding(num_users + num_items, dim, sparse=sparse_embedding)
         torch.nn.init.normal_(self.embedding.weight, std=init_std)
         self.convs = torch.nn.ModuleList(SymmetricLGConv() for _ in range(num_layers))
         self.adjacency = adjacency
@@ -180,7 +183,14 @@ class GraphRecommender(torch.nn.Module):
             scalar loss.
         """
         users, items = self.split(emb)
-        u, p, n = users[user_idx], items[pos_idx], items[neg_idx]
+        return self.pair_loss(users[user_idx], items[pos_idx], items[neg_idx], user_idx, pos_idx,
+                              neg_idx, loss, temperature, weight_decay)
+
+    def pair_loss(self, u: Tensor, p: Tensor, n: Tensor, user_idx: Tensor, pos_idx: Tensor,
+                  neg_idx: Tensor, loss: str = "bpr", temperature: float = 0.2,
+                  weight_decay: float = 1e-4) -> Tensor:
+        """:meth:`recommendation_loss` from the batch's propagated embeddings: users ``u`` and
+        positives ``p`` ``[B, d]``, negatives ``n`` ``[B or N, d]``, with their indices."""
         if loss == "bpr":
             main = -F.logsigmoid((u * p).sum(-1) - (u * n).sum(-1)).mean()
         elif loss == "softmax":
@@ -197,9 +207,9 @@ class GraphRecommender(torch.nn.Module):
             main = F.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long, device=u.device))
         else:
             raise ValueError(f"unknown loss {loss!r}; expected 'bpr' or 'softmax'")
-        base = self.embedding.weight
-        reg = (base[user_idx].pow(2).sum() + base[self.num_users + pos_idx].pow(2).sum()
-               + base[self.num_users + neg_idx].pow(2).sum()) / (2 * len(user_idx))
+        # Through the module (not .weight[...]) so sparse embeddings get sparse gradients.
+        reg = (self.embedding(user_idx).pow(2).sum() + self.embedding(self.num_users + pos_idx).pow(2).sum()
+               + self.embedding(self.num_users + neg_idx).pow(2).sum()) / (2 * len(user_idx))
         return main + weight_decay * reg
 
     @torch.no_grad()

@@ -1,0 +1,115 @@
+"""Sampled sub-graph training: exact when nothing is cut, unbiased when it is, and it learns."""
+import numpy as np
+import pytest
+import torch
+
+from features.circles import CircleConfig, circle_codes
+from features.coded import coded_from_dataset
+from features.ties import tie_strength_codes
+from training.adjacency import coded_graph
+from training.config import TrainConfig
+from training.evaluate import evaluate_ranking
+from training.model import GraphRecommender
+from training.sampled import NeighbourSampler, SampledTrainer, sampled_embedding
+from training.train import make_scorers, prepare
+
+
+@pytest.fixture(scope="module")
+def prep(tiny_world):
+    return prepare(tiny_world.dataset, TrainConfig())
+
+
+def _model(prep, sparse: bool = True) -> GraphRecommender:
+    torch.manual_seed(0)
+    return GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, 16, 3, prep.adjacency, cosine=True,
+                            temperature=0.15, item_bias=True, support=prep.support, sparse_embedding=sparse)
+
+
+def test_full_fanout_gives_the_full_graph_embedding(prep):
+    model = _model(prep)
+    max_degree = int(np.diff(prep.adjacency.crow_indices().numpy()).max())
+    sampler = NeighbourSampler(prep.adjacency, (max_degree,) * 3)
+    targets = np.array([0, 5, 17, prep.idmap.num_users + 3, prep.idmap.num_users + 400])
+    nodes, blocks = sampler.sample(targets)
+    assert list(nodes[:5]) == list(targets)
+    with torch.no_grad():
+        got = sampled_embedding(model, nodes, blocks)
+        want = model.get_embedding()[torch.from_numpy(targets)]
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_small_fanouts_are_unbiased(prep):
+    torch.manual_seed(0)
+    one_layer = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, 16, 1, prep.adjacency,
+                                 sparse_embedding=True)
+    sampler = NeighbourSampler(prep.adjacency, (3,), seed=1)
+    degree = np.diff(prep.adjacency.crow_indices().numpy())
+    target = np.array([int(np.flatnonzero(degree > 30)[0])])  # a node that is really sampled
+    with torch.no_grad():
+        draws = torch.stack([sampled_embedding(one_layer, *sampler.sample(target))[0] for _ in range(3000)])
+        want = one_layer.get_embedding()[target[0]]
+    assert torch.linalg.norm(draws.mean(0) - want) < 0.1 * torch.linalg.norm(want)
+    assert draws.std(0).sum() > 0  # it did sample
+
+
+def test_coded_graph_equals_the_table_graph(prep):
+    config = TrainConfig()
+    data = coded_from_dataset(prep.dataset)
+    a, b, strength, report = tie_strength_codes(data)
+    circles = circle_codes(a, b, strength, CircleConfig(config.inner_min_strength, config.inner_max_size))
+    adjacency, pair_user, pair_item, support = coded_graph(config, data, circles, report.label)
+    np.testing.assert_array_equal(pair_user, prep.pair_user)
+    np.testing.assert_array_equal(pair_item, prep.pair_item)
+    np.testing.assert_array_equal(adjacency.crow_indices().numpy(), prep.adjacency.crow_indices().numpy())
+    np.testing.assert_array_equal(adjacency.col_indices().numpy(), prep.adjacency.col_indices().numpy())
+    np.testing.assert_allclose(adjacency.values().numpy(), prep.adjacency.values().numpy(), rtol=1e-6)
+    users = np.array([0, 3, 99, 1500])
+    np.testing.assert_allclose(support[users].toarray(), prep.support[users].toarray(), rtol=1e-6)
+    items = np.array([1, 40, 1000, 7])
+    np.testing.assert_allclose(support[users, items], np.asarray(prep.support[users, items]).ravel(), rtol=1e-6)
+
+
+def _recall(model, prep) -> float:
+    score, fallback = make_scorers(model, prep, model is not None)
+    return evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)["recall_at_20"]
+
+
+def test_sampled_training_keeps_up_with_full_graph_training(prep):
+    """Four epochs each, same seed and batches: sampled blocks (fanouts 10, 5, 5) against full
+    propagation. Measured: 0.209 sampled, 0.198 full, 0.199 popular (valid recall@20)."""
+    config = TrainConfig()
+    model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, 64, 3, prep.adjacency, cosine=True,
+                             temperature=0.15, item_bias=True, support=prep.support, sparse_embedding=True)
+    trainer = SampledTrainer(model, (10, 5, 5), lr=config.lr, temperature=config.temperature)
+    gen = torch.Generator().manual_seed(0)
+    epochs = [trainer.epoch(prep.pair_user, prep.pair_item, 1024, 1024, gen) for _ in range(4)]
+    assert np.mean([s.loss for s in epochs[-1]]) < np.mean([s.loss for s in epochs[0]]) - 0.5
+    assert all(s.nodes < prep.idmap.num_users + prep.idmap.num_items for s in epochs[-1])
+    sampled = _recall(model, prep)
+
+    torch.manual_seed(0)
+    full = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, 64, 3, prep.adjacency, cosine=True,
+                            temperature=0.15, item_bias=True, support=prep.support)
+    opt = torch.optim.Adam(full.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(0)
+    users, items = torch.from_numpy(prep.pair_user), torch.from_numpy(prep.pair_item)
+    for _ in range(4):
+        perm = torch.randperm(len(users), generator=gen)
+        for s in range(0, len(perm), 1024):
+            idx = perm[s:s + 1024]
+            neg = torch.randint(0, prep.idmap.num_items, (1024,), generator=gen)
+            loss = full.recommendation_loss(full.get_embedding(), users[idx], items[idx], neg, "softmax", 0.15, 1e-4)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert sampled >= _recall(full, prep) - 0.01
+    assert sampled > _recall(None, prep)
+
+
+def test_sampled_trainer_refuses_dense_embeddings_and_bad_fanouts(prep):
+    with pytest.raises(ValueError, match="sparse_embedding=True"):
+        SampledTrainer(_model(prep, sparse=False), (5, 5, 5))
+    with pytest.raises(ValueError, match="one fanout per layer"):
+        SampledTrainer(_model(prep), (5, 5))
+    with pytest.raises(ValueError, match="fanout must be >= 1"):
+        NeighbourSampler(prep.adjacency, (5, 0, 5))
