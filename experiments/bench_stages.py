@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -104,10 +105,24 @@ def run(cmd: list[str]) -> tuple[float, float, str]:
     return wall, peak_kb / 1024 / 1024, done.stdout
 
 
+def growth(rows: list[dict], key: str) -> list[float | None]:
+    """Log-log slope of ``key`` between consecutive sizes: 1.0 grows linearly with users."""
+    out = []
+    for prev, cur in zip(rows, rows[1:]):
+        if prev.get(key) and cur.get(key):
+            out.append(math.log(cur[key] / prev[key]) / math.log(cur["users"] / prev["users"]))
+        else:
+            out.append(None)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000, 300_000])
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--fanouts", default="15,10,5", help="sampled training: neighbours per hop")
+    parser.add_argument("--full-max-users", type=int, default=300_000,
+                        help="largest world that also gets full-graph steps (1M would need ~24 GB)")
     args = parser.parse_args()
     guanxi = str(Path(sys.executable).with_name("guanxi"))
     rows = []
@@ -115,20 +130,33 @@ def main() -> None:
         out = ROOT / ".worlds" / f"stages-{n}"
         w_s, w_gb, _ = run([guanxi, "world", "--users", str(n), "--seed", "0", "--out", str(out)])
         f_s, f_gb, _ = run([guanxi, "features", "--data", str(out)])
-        t_s, t_gb, stdout = run([sys.executable, "-c", STEPS, str(out), str(args.steps)])
+        row = {"users": n, "world_s": w_s, "world_peak_gb": w_gb, "features_s": f_s, "features_peak_gb": f_gb}
+        if n <= args.full_max_users:
+            _, t_gb, stdout = run([sys.executable, "-c", STEPS, str(out), str(args.steps)])
+            steps = json.loads(stdout.strip().splitlines()[-1])
+            row.update({"full_prepare_s": steps["prepare_s"], "full_step_s": steps["step_s"], "full_peak_gb": t_gb})
+        _, s_gb, stdout = run([sys.executable, "-c", SAMPLED, str(out), str(args.steps), args.fanouts])
         steps = json.loads(stdout.strip().splitlines()[-1])
-        row = {"users": n, "world_s": w_s, "world_peak_gb": w_gb, "features_s": f_s, "features_peak_gb": f_gb,
-               "train_prepare_s": steps["prepare_s"], "train_step_s": steps["step_s"], "train_peak_gb": t_gb,
-               **{k: steps[k] for k in ("pairs", "adjacency_nnz", "items")}}
+        row.update({"sampled_prepare_s": steps["prepare_s"], "sampled_step_s": steps["step_s"],
+                    "sampled_peak_gb": s_gb, "fanouts": args.fanouts, "steps": args.steps,
+                    **{k: steps[k] for k in ("pairs", "adjacency_nnz", "items", "nodes_per_step",
+                                             "edges_per_step", "loss_first", "loss_last")}})
         rows.append(row)
         print(json.dumps(row), flush=True)
     OUT.write_text(json.dumps(rows, indent=2))
-    print("| users | items | training pairs | world (gen + write) | features | train: prepare / step | peak RSS world / features / train |")
-    print("|---|---|---|---|---|---|---|")
+    print("| users | items | training pairs | world (gen + write) | features | full graph: prepare / step | "
+          "sampled: prepare / step | peak RSS world / features / full / sampled |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        full = (f"{r['full_prepare_s']:.0f} s / {r['full_step_s'] * 1000:.0f} ms" if "full_step_s" in r else "not run")
+        full_gb = f"{r['full_peak_gb']:.1f}" if "full_peak_gb" in r else "-"
         print(f"| {r['users']:,} | {r['items']:,} | {r['pairs']:,} | {r['world_s']:.0f} s | {r['features_s']:.0f} s | "
-              f"{r['train_prepare_s']:.0f} s / {r['train_step_s'] * 1000:.0f} ms | "
-              f"{r['world_peak_gb']:.1f} / {r['features_peak_gb']:.1f} / {r['train_peak_gb']:.1f} GB |")
+              f"{full} | {r['sampled_prepare_s']:.0f} s / {r['sampled_step_s'] * 1000:.0f} ms | "
+              f"{r['world_peak_gb']:.1f} / {r['features_peak_gb']:.1f} / {full_gb} / {r['sampled_peak_gb']:.1f} GB |")
+    keys = ("world_s", "world_peak_gb", "features_s", "features_peak_gb", "sampled_prepare_s",
+            "sampled_step_s", "sampled_peak_gb")
+    print("growth (log-log slope per size step):",
+          json.dumps({k: [round(g, 2) if g is not None else None for g in growth(rows, k)] for k in keys}))
 
 
 if __name__ == "__main__":

@@ -17,13 +17,12 @@ Every knob lives in ``serving/policy.yaml``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
+
+from training.yaml_config import load_yaml_config
 
 REASONS = ("inner_circle", "self_sought", "similar_taste", "popular")
 
@@ -64,31 +63,7 @@ def load_policy(path: str | Path | None = None) -> PolicyConfig:
     Raises:
         ValueError: a missing file, an unknown key (the valid keys are listed) or a bad value.
     """
-    config = PolicyConfig()
-    sources = [("serving/policy.yaml", resources.files("serving").joinpath("policy.yaml").read_text())]
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ValueError(f"policy file {p} not found")
-        sources.append((str(p), p.read_text()))
-    types = {f.name: {"int": int, "float": float, "bool": bool}[str(f.type)] for f in fields(PolicyConfig)}
-    for source, text in sources:
-        data = yaml.safe_load(text) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a mapping of key: value")
-        unknown = sorted(set(data) - set(types))
-        if unknown:
-            raise ValueError(f"{source}: unknown policy key {unknown[0]!r}; valid keys: {sorted(types)}")
-        values: dict[str, Any] = {}
-        for key, raw in data.items():
-            kind = types[key]
-            if kind is bool and not isinstance(raw, bool):
-                raise ValueError(f"{source}: {key} must be true or false, got {raw!r}")
-            if kind is not bool and (isinstance(raw, bool) or not isinstance(raw, (int, float))):
-                raise ValueError(f"{source}: {key} must be a number, got {raw!r}")
-            values[key] = kind(raw)
-        config = replace(config, **values)
-    return config
+    return load_yaml_config(PolicyConfig(), "serving", "policy.yaml", path, what="policy")
 
 
 @dataclass(frozen=True)

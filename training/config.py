@@ -5,12 +5,11 @@ working directory. An unknown key is a ``ValueError`` listing the valid keys.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from importlib import resources
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from training.yaml_config import load_yaml_config
 
 MODELS = ("guanxi", "lightgcn", "lightgcn-s", "bpr", "popular")
 
@@ -46,6 +45,12 @@ class TrainConfig:
     inner_max_size: int = 15
     time_budget: float = 0.0
     device: str = "cpu"
+    fanouts: str = ""
+
+    @property
+    def fanout_list(self) -> tuple[int, ...]:
+        """``fanouts`` as integers (empty: full-graph steps)."""
+        return tuple(int(f) for f in str(self.fanouts).replace(" ", "").split(",") if f)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -65,6 +70,12 @@ class TrainConfig:
             raise ValueError(f"social_score must be auto, on or off, got {self.social_score!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device must be cpu, cuda or auto, got {self.device!r}")
+        try:
+            fanouts = self.fanout_list
+        except ValueError:
+            raise ValueError(f"fanouts must be comma-separated integers such as 15,10,5, got {self.fanouts!r}") from None
+        if fanouts and (len(fanouts) != self.layers or min(fanouts) < 1):
+            raise ValueError(f"fanouts needs one integer >= 1 per layer ({self.layers}), got {self.fanouts!r}")
 
     @property
     def resolved_loss(self) -> str:
@@ -76,46 +87,6 @@ class TrainConfig:
         return asdict(self)
 
 
-def _coerce(name: str, raw: Any, kind: type) -> Any:
-    if kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no"):
-            return False
-        raise ValueError(f"{name} must be true or false, got {raw!r}")
-    try:
-        return kind(raw)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be {kind.__name__}, got {raw!r}") from exc
-
-
-def _apply(config: TrainConfig, values: dict[str, Any], source: str) -> TrainConfig:
-    types = {f.name: {"int": int, "float": float, "bool": bool, "str": str}[str(f.type)]
-             for f in fields(TrainConfig)}
-    unknown = sorted(set(values) - set(types))
-    if unknown:
-        raise ValueError(f"{source}: unknown config key {unknown[0]!r}; valid keys: {sorted(types)}")
-    return replace(config, **{k: _coerce(k, v, types[k]) for k, v in values.items()})
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides."""
-    text = resources.files("training").joinpath("default.yaml").read_text()
-    config = _apply(TrainConfig(), yaml.safe_load(text) or {}, "training/default.yaml")
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ValueError(f"config file {p} not found")
-        data = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{p}: expected a mapping of key: value")
-        config = _apply(config, data, str(p))
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: expected key=value")
-        config = _apply(config, {key.strip(): yaml.safe_load(value)}, f"--set {item}")
-    return config
+    return load_yaml_config(TrainConfig(), "training", "default.yaml", path, overrides, what="config")

@@ -21,17 +21,16 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, fields, replace
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-import yaml
 
 from serving.events import SQLiteEventStore
 from training.retrain_data import build_retrain_dataset, drift_report, plot_drift, replay_policy
+from training.yaml_config import load_yaml_config
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +55,7 @@ class RetrainConfig:
 
 def load_retrain_config(path: str | Path | None = None) -> RetrainConfig:
     """Defaults from ``training/retrain.yaml``, then the keys set in ``path`` (unknown key: error)."""
-    types = {f.name: {"int": int, "float": float, "bool": bool}[str(f.type)] for f in fields(RetrainConfig)}
-    config = RetrainConfig()
-    texts = [("training/retrain.yaml", resources.files("training").joinpath("retrain.yaml").read_text())]
-    if path is not None:
-        if not Path(path).is_file():
-            raise ValueError(f"retrain config {path} not found")
-        texts.append((str(path), Path(path).read_text()))
-    for source, text in texts:
-        data = yaml.safe_load(text) or {}
-        unknown = sorted(set(data) - set(types))
-        if unknown:
-            raise ValueError(f"{source}: unknown retrain key {unknown[0]!r}; valid keys: {sorted(types)}")
-        config = replace(config, **{k: types[k](v) for k, v in data.items()})
-    return config
+    return load_yaml_config(RetrainConfig(), "training", "retrain.yaml", path, what="retrain")
 
 
 def _stage(n: int, text: str, say: Callable[[str], None]) -> None:

@@ -127,7 +127,7 @@ class StepStats:
 
 
 class SampledTrainer:
-    """Sampled-softmax training steps of a cosine :class:`GraphRecommender` on sampled blocks.
+    """Training steps of a :class:`GraphRecommender` on sampled blocks.
 
     Args:
         model: built with ``sparse_embedding=True``; its adjacency is the one sampled from.
@@ -135,10 +135,12 @@ class SampledTrainer:
         lr: learning rate of both optimisers (SparseAdam for embeddings, Adam for the rest).
         temperature, weight_decay: as in :meth:`GraphRecommender.recommendation_loss`.
         seed: the sampler's seed.
+        loss: ``softmax`` (shared negatives) or ``bpr`` (one negative per pair).
     """
 
     def __init__(self, model: GraphRecommender, fanouts: tuple[int, ...], lr: float = 0.005,
-                 temperature: float = 0.15, weight_decay: float = 1e-4, seed: int = 0) -> None:
+                 temperature: float = 0.15, weight_decay: float = 1e-4, seed: int = 0,
+                 loss: str = "softmax") -> None:
         if len(fanouts) != model.num_layers:
             raise ValueError(f"need one fanout per layer ({model.num_layers}), got {list(fanouts)}")
         if not model.embedding.sparse:
@@ -147,6 +149,7 @@ class SampledTrainer:
         self.sampler = NeighbourSampler(model.adjacency, fanouts, seed)
         self.temperature = temperature
         self.weight_decay = weight_decay
+        self.loss = loss
         self.sparse_opt = torch.optim.SparseAdam([model.embedding.weight], lr=lr)
         rest = [p for name, p in model.named_parameters() if name != "embedding.weight"]
         self.dense_opt = torch.optim.Adam(rest, lr=lr) if rest else None
@@ -163,8 +166,10 @@ class SampledTrainer:
         u = emb[torch.from_numpy(np.searchsorted(users, user_idx.numpy()))]
         item_rows = len(users) + torch.from_numpy(np.searchsorted(items, pos_idx.numpy()))
         neg_rows = len(users) + torch.from_numpy(np.searchsorted(items, neg_idx.numpy()))
-        loss = m.pair_loss(u, emb[item_rows], emb[neg_rows], user_idx, pos_idx, neg_idx, "softmax",
+        loss = m.pair_loss(u, emb[item_rows], emb[neg_rows], user_idx, pos_idx, neg_idx, self.loss,
                            self.temperature, self.weight_decay)
+        if not torch.isfinite(loss):  # no step on a broken batch; the caller decides
+            return StepStats(float(loss.item()), time.perf_counter() - start, len(nodes), 0)
         self.sparse_opt.zero_grad()
         if self.dense_opt is not None:
             self.dense_opt.zero_grad()

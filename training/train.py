@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -32,6 +33,7 @@ from training import distributed
 from training.config import TrainConfig
 from training.evaluate import RankingTask, evaluate_ranking
 from training.model import GraphRecommender
+from training.sampled import SampledTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -184,10 +186,13 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
     layers = 0 if config.model == "bpr" else config.layers
     device = resolve_device(config.device)
     adjacency = prep.adjacency.to(device) if prep.adjacency is not None else None
+    sampled = bool(config.fanout_list) and layers > 0
+    if sampled and device.type != "cpu":
+        raise ValueError("fanouts (sampled sub-graph steps) run on the CPU; use device: cpu or drop fanouts")
     model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, config.dim, layers,
                              adjacency, cosine=config.resolved_loss == "softmax",
                              temperature=config.temperature, item_bias=config.item_bias,
-                             support=prep.support)
+                             support=prep.support, sparse_embedding=sampled)
     if warm_start is not None:
         copied = warm_start(model, prep.idmap)
         logger.info("warm start: %d of %d embedding rows copied", copied, model.embedding.num_embeddings)
@@ -197,7 +202,11 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
                                                        config.weight_decay), ctx, device)
     # Several processes each take 1/world of the pairs per step: the same global batch.
     batch_size = max(1, config.batch_size // ctx.world_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if sampled and ctx.active:
+        raise ValueError("fanouts (sampled sub-graph steps) run in one process; drop torchrun or fanouts")
+    trainer = SampledTrainer(model, config.fanout_list, config.lr, config.temperature, config.weight_decay,
+                             config.seed, config.resolved_loss) if sampled else None
+    optimizer = None if sampled else torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)              # same permutation on every rank
     neg_gen = torch.Generator().manual_seed(config.seed + 7919 * ctx.rank) if ctx.active else gen
     users_t = torch.from_numpy(prep.pair_user)
@@ -218,13 +227,18 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
                 idx = perm[s:s + batch_size]
                 n_neg = len(idx) if config.resolved_loss == "bpr" else config.negatives
                 neg = torch.randint(0, prep.idmap.num_items, (n_neg,), generator=neg_gen)
-                loss = step_loss(users_t[idx].to(device), items_t[idx].to(device), neg.to(device))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch}, step {steps}")
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += loss.item()
+                if trainer is not None:
+                    value = trainer.step(users_t[idx], items_t[idx], neg).loss
+                else:
+                    loss = step_loss(users_t[idx].to(device), items_t[idx].to(device), neg.to(device))
+                    value = loss.item()
+                    if math.isfinite(value):
+                        optimizer.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"non-finite loss {value} at epoch {epoch}, step {steps}")
+                total += value
                 steps += 1
                 if config.time_budget and distributed.any_rank(
                         time.perf_counter() - start > config.time_budget, ctx):

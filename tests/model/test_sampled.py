@@ -113,3 +113,12 @@ def test_sampled_trainer_refuses_dense_embeddings_and_bad_fanouts(prep):
         SampledTrainer(_model(prep), (5, 5))
     with pytest.raises(ValueError, match="fanout must be >= 1"):
         NeighbourSampler(prep.adjacency, (5, 0, 5))
+
+
+def test_guanxi_train_with_fanouts_uses_sampled_steps(tiny_world):
+    from training.train import train
+    result = train(tiny_world.dataset, TrainConfig(fanouts="10,5,5", max_epochs=2, patience=2), progress=False)
+    assert result.model.embedding.sparse
+    assert result.epochs == 2 and result.metrics["recall_at_20"] > 0.1
+    with pytest.raises(ValueError, match="one integer >= 1 per layer"):
+        TrainConfig(fanouts="10,5")
