@@ -75,8 +75,7 @@ del circles
 t_prep = time.perf_counter() - t
 torch.manual_seed(0)
 model = GraphRecommender(coded.num_users, coded.num_items, config.dim, config.layers, adjacency, cosine=True,
-                         temperature=config.temperature, item_bias=config.item_bias, support=support,
-                         sparse_embedding=True)
+                         temperature=config.temperature, item_bias=config.item_bias, support=support)
 trainer = SampledTrainer(model, fanouts, config.lr, config.temperature, config.weight_decay)
 stats = trainer.epoch(pair_user, pair_item, config.batch_size, config.negatives,
                       torch.Generator().manual_seed(0), max_steps=steps + 2)[2:]

@@ -69,14 +69,12 @@ class GraphRecommender(torch.nn.Module):
             i])`` over the user's contacts ``v`` with circle weights ``w_uv``; when given, scores
             gain ``support_weight * support[u, i]`` with a learnt ``support_weight`` (anything
             indexable like it, e.g. :class:`training.sampled.SupportRows`).
-        sparse_embedding: sparse gradients for the layer-0 embeddings (sampled training,
-            :mod:`training.sampled`; the full-graph path keeps dense ones).
     """
 
     def __init__(self, num_users: int, num_items: int, dim: int = 64, num_layers: int = 3,
                  adjacency: Tensor | None = None, init_std: float = 0.1,
                  cosine: bool = False, temperature: float = 1.0, item_bias: bool = False,
-                 support: sp.csr_matrix | None = None, sparse_embedding: bool = False) -> None:
+                 support: sp.csr_matrix | None = None) -> None:
         super().__init__()
         if num_layers > 0 and adjacency is None:
             raise ValueError("num_layers > 0 needs an adjacency")
@@ -85,7 +83,7 @@ class GraphRecommender(torch.nn.Module):
         self.num_users = num_users
         self.num_items = num_items
         self.num_layers = num_layers
-        self.embedding = torch.nn.Embedding(num_users + num_items, dim, sparse=sparse_embedding)
+        self.embedding = torch.nn.Embedding(num_users + num_items, dim)
         torch.nn.init.normal_(self.embedding.weight, std=init_std)
         self.convs = torch.nn.ModuleList(SymmetricLGConv() for _ in range(num_layers))
         self.adjacency = adjacency
@@ -207,7 +205,6 @@ class GraphRecommender(torch.nn.Module):
             main = F.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long, device=u.device))
         else:
             raise ValueError(f"unknown loss {loss!r}; expected 'bpr' or 'softmax'")
-        # Through the module (not .weight[...]) so sparse embeddings get sparse gradients.
         reg = (self.embedding(user_idx).pow(2).sum() + self.embedding(self.num_users + pos_idx).pow(2).sum()
                + self.embedding(self.num_users + neg_idx).pow(2).sum()) / (2 * len(user_idx))
         return main + weight_decay * reg

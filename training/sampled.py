@@ -9,13 +9,14 @@ targets' LightGCN embeddings (mean over layers ``0..L``) through those blocks. A
 ``fanouts[l]`` draws with replacement, each weighted ``A_ij x degree / fanouts[l]`` (unbiased).
 The sampler is our own (NumPy over the CSR arrays): it needs neither pyg-lib nor torch-sparse.
 
-Embeddings take sparse gradients and :class:`torch.optim.SparseAdam`, so a step touches the rows
-it used rather than all ``U + I`` of them.
+A step copies out the layer-0 rows of its sampled nodes and updates only those rows
+(:class:`RowAdam`, lazy Adam), rather than all ``U + I`` of them.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,7 +69,7 @@ class NeighbourSampler:
         weight[len(row_all):] *= scale.astype(np.float32)
         return rows, self.indices[pos].astype(np.int64), weight
 
-    def sample(self, targets: np.ndarray) -> tuple[np.ndarray, list[Tensor]]:
+    def sample(self, targets: np.ndarray) -> tuple[np.ndarray, list["Block"]]:
         """Blocks for the target nodes.
 
         Args:
@@ -77,7 +78,7 @@ class NeighbourSampler:
         Returns:
             ``nodes`` ``[N_L]``, the global indices every block's columns refer to (the targets
             first, then each hop's new nodes), and ``blocks[l]``, a sparse ``[N_l, N_{l+1}]``
-            matrix from hop ``l``'s nodes to hop ``l + 1``'s (``N_0 = T``), nested: hop ``l``'s
+            :class:`Block` from hop ``l``'s nodes to hop ``l + 1``'s (``N_0 = T``), nested: hop ``l``'s
             nodes are the first ``N_l`` of hop ``l + 1``'s.
         """
         nodes = np.asarray(targets, dtype=np.int64)
@@ -89,31 +90,93 @@ class NeighbourSampler:
             fresh = np.unique(cols[self._local[cols] < 0])
             self._local[fresh] = np.arange(n_dst, n_dst + len(fresh))
             nodes = np.concatenate([nodes, fresh])
-            idx = torch.from_numpy(np.stack([rows, self._local[cols]]))
-            blocks.append(torch.sparse_coo_tensor(idx, torch.from_numpy(weight), (n_dst, len(nodes)),
-                                                  check_invariants=False).coalesce())
+            m = sp.csr_matrix((weight, (rows, self._local[cols])), shape=(n_dst, len(nodes)))
+            blocks.append(Block(_torch_csr(m), _torch_csr(m.T.tocsr())))  # duplicate draws summed
         self._local[nodes] = -1
         return nodes, blocks
 
 
-def sampled_embedding(model: GraphRecommender, nodes: np.ndarray, blocks: list[Tensor]) -> Tensor:
+class Block(NamedTuple):
+    """One hop: ``matrix`` ``[N_l, N_{l+1}]`` (sparse CSR) and its transpose for the backward pass."""
+
+    matrix: Tensor
+    transposed: Tensor
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.matrix.shape)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.matrix.values().numel())
+
+
+def _torch_csr(m: sp.csr_matrix) -> Tensor:
+    return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)), torch.from_numpy(m.indices.astype(np.int64)),
+                                   torch.from_numpy(m.data.astype(np.float32)), m.shape)
+
+
+class _BlockProduct(torch.autograd.Function):
+    """``matrix @ x`` whose gradient uses the stored transpose (no transpose per step)."""
+
+    @staticmethod
+    def forward(ctx, matrix: Tensor, transposed: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.transposed = transposed
+        return torch.sparse.mm(matrix, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return None, None, torch.sparse.mm(ctx.transposed, grad)
+
+
+def sampled_embedding(base: Tensor, blocks: list[Block]) -> Tensor:
     """``[T, d]`` propagated embeddings of the first ``T = blocks[0].shape[0]`` nodes.
 
     Args:
-        model: its ``embedding`` holds the layer-0 vectors (sparse gradients when built with
-            ``sparse_embedding=True``).
-        nodes: ``[N_L]`` global node indices (from :meth:`NeighbourSampler.sample`).
+        base: ``[N_L, d]`` layer-0 vectors of every sampled node (``nodes`` from
+            :meth:`NeighbourSampler.sample`, in that order).
         blocks: the ``L`` blocks, hop 1 first.
     """
-    device = model.embedding.weight.device
-    z = model.embedding(torch.from_numpy(nodes).to(device))  # layer 0 on every sampled node
+    z = base
     targets = blocks[0].shape[0]
     total = z[:targets]
     # Hop L's nodes feed hop L-1's: after k products, z is A^k x on hop (L-k)'s nodes.
     for block in reversed(blocks):
-        z = torch.sparse.mm(block.to(device), z)
+        z = _BlockProduct.apply(block.matrix.to(z.device), block.transposed.to(z.device), z)
         total = total + z[:targets]
     return total / (len(blocks) + 1)
+
+
+class RowAdam:
+    """Adam on the rows of an embedding table that a step touched (lazy, like ``SparseAdam``),
+    with bias correction by each row's own step count. Cheaper here than sparse gradients:
+    the step hands over the touched rows and their dense gradient directly.
+
+    Args:
+        weight: ``[R, d]`` the table (updated in place).
+        lr, betas, eps: as in Adam.
+    """
+
+    def __init__(self, weight: Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.weight, self.lr, self.betas, self.eps = weight, lr, betas, eps
+        self.m = torch.zeros_like(weight)
+        self.v = torch.zeros_like(weight)
+        self.steps = torch.zeros(weight.shape[0], dtype=torch.float32, device=weight.device)
+
+    @torch.no_grad()
+    def step(self, rows: Tensor, grad: Tensor) -> None:
+        """Update ``rows`` ``[n]`` (distinct) with their gradient ``[n, d]``."""
+        b1, b2 = self.betas
+        t = self.steps.index_select(0, rows) + 1
+        self.steps.index_copy_(0, rows, t)
+        m = self.m.index_select(0, rows).mul_(b1).add_(grad, alpha=1 - b1)
+        v = self.v.index_select(0, rows).mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        self.m.index_copy_(0, rows, m)
+        self.v.index_copy_(0, rows, v)
+        step = (self.lr / (1 - b1 ** t))[:, None] * m
+        step /= (v / (1 - b2 ** t)[:, None]).sqrt_().add_(self.eps)
+        self.weight.index_copy_(0, rows, self.weight.index_select(0, rows).sub_(step))
 
 
 @dataclass(frozen=True)
@@ -129,10 +192,14 @@ class StepStats:
 class SampledTrainer:
     """Training steps of a :class:`GraphRecommender` on sampled blocks.
 
+    Each step copies the layer-0 rows of the sampled nodes out of the model's embedding table,
+    propagates them through the blocks, and hands their gradient to :class:`RowAdam`; the other
+    parameters (item bias, support weight) take plain Adam.
+
     Args:
-        model: built with ``sparse_embedding=True``; its adjacency is the one sampled from.
+        model: the model; its adjacency is the one sampled from.
         fanouts: neighbours per hop, one per layer (``len == model.num_layers``).
-        lr: learning rate of both optimisers (SparseAdam for embeddings, Adam for the rest).
+        lr: learning rate of both optimisers.
         temperature, weight_decay: as in :meth:`GraphRecommender.recommendation_loss`.
         seed: the sampler's seed.
         loss: ``softmax`` (shared negatives) or ``bpr`` (one negative per pair).
@@ -143,41 +210,43 @@ class SampledTrainer:
                  loss: str = "softmax") -> None:
         if len(fanouts) != model.num_layers:
             raise ValueError(f"need one fanout per layer ({model.num_layers}), got {list(fanouts)}")
-        if not model.embedding.sparse:
-            raise ValueError("build the model with sparse_embedding=True for sampled training")
         self.model = model
         self.sampler = NeighbourSampler(model.adjacency, fanouts, seed)
         self.temperature = temperature
         self.weight_decay = weight_decay
         self.loss = loss
-        self.sparse_opt = torch.optim.SparseAdam([model.embedding.weight], lr=lr)
+        self.rows = RowAdam(model.embedding.weight.data, lr)
         rest = [p for name, p in model.named_parameters() if name != "embedding.weight"]
         self.dense_opt = torch.optim.Adam(rest, lr=lr) if rest else None
 
     def step(self, user_idx: Tensor, pos_idx: Tensor, neg_idx: Tensor) -> StepStats:
-        """One optimisation step on pairs ``(user_idx, pos_idx)`` ``[B]`` with shared negatives
-        ``neg_idx`` ``[N]`` (item indices)."""
+        """One optimisation step on pairs ``(user_idx, pos_idx)`` ``[B]`` with negatives
+        ``neg_idx`` (item indices: ``[N]`` shared for softmax, ``[B]`` for bpr)."""
         start = time.perf_counter()
         m = self.model
         users = np.unique(user_idx.numpy())
         items = np.unique(np.concatenate([pos_idx.numpy(), neg_idx.numpy()]))
         nodes, blocks = self.sampler.sample(np.concatenate([users, m.num_users + items]))
-        emb = sampled_embedding(m, nodes, blocks)
-        u = emb[torch.from_numpy(np.searchsorted(users, user_idx.numpy()))]
-        item_rows = len(users) + torch.from_numpy(np.searchsorted(items, pos_idx.numpy()))
-        neg_rows = len(users) + torch.from_numpy(np.searchsorted(items, neg_idx.numpy()))
-        loss = m.pair_loss(u, emb[item_rows], emb[neg_rows], user_idx, pos_idx, neg_idx, self.loss,
-                           self.temperature, self.weight_decay)
+        rows = torch.from_numpy(nodes)
+        base = m.embedding.weight.detach()[rows].requires_grad_()
+        emb = sampled_embedding(base, blocks)
+        u_rows = torch.from_numpy(np.searchsorted(users, user_idx.numpy()))
+        p_rows = len(users) + torch.from_numpy(np.searchsorted(items, pos_idx.numpy()))
+        n_rows = len(users) + torch.from_numpy(np.searchsorted(items, neg_idx.numpy()))
+        loss = m.pair_loss(emb[u_rows], emb[p_rows], emb[n_rows], user_idx, pos_idx, neg_idx, self.loss,
+                           self.temperature, weight_decay=0.0)
+        # The L2 of pair_loss, on the same layer-0 rows (targets are the first rows of ``nodes``).
+        reg = (base[u_rows].pow(2).sum() + base[p_rows].pow(2).sum() + base[n_rows].pow(2).sum()) / (2 * len(u_rows))
+        loss = loss + self.weight_decay * reg
         if not torch.isfinite(loss):  # no step on a broken batch; the caller decides
             return StepStats(float(loss.item()), time.perf_counter() - start, len(nodes), 0)
-        self.sparse_opt.zero_grad()
         if self.dense_opt is not None:
             self.dense_opt.zero_grad()
         loss.backward()
-        self.sparse_opt.step()
+        self.rows.step(rows, base.grad)
         if self.dense_opt is not None:
             self.dense_opt.step()
-        edges = sum(int(b._nnz()) for b in blocks)
+        edges = sum(b.nnz for b in blocks)
         return StepStats(float(loss.item()), time.perf_counter() - start, len(nodes), edges)
 
     def epoch(self, pair_user: np.ndarray, pair_item: np.ndarray, batch_size: int, negatives: int,
@@ -190,7 +259,8 @@ class SampledTrainer:
             if max_steps is not None and len(stats) >= max_steps:
                 break
             idx = perm[s:s + batch_size]
-            neg = torch.randint(0, self.model.num_items, (negatives,), generator=generator)
+            n_neg = len(idx) if self.loss == "bpr" else negatives
+            neg = torch.randint(0, self.model.num_items, (n_neg,), generator=generator)
             stats.append(self.step(users[idx], items[idx], neg))
         return stats
 

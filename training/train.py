@@ -192,7 +192,7 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
     model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, config.dim, layers,
                              adjacency, cosine=config.resolved_loss == "softmax",
                              temperature=config.temperature, item_bias=config.item_bias,
-                             support=prep.support, sparse_embedding=sampled)
+                             support=prep.support)
     if warm_start is not None:
         copied = warm_start(model, prep.idmap)
         logger.info("warm start: %d of %d embedding rows copied", copied, model.embedding.num_embeddings)
