@@ -47,7 +47,7 @@ def main() -> int:
     metrics = ROOT / ".worlds" / "split-500k-metrics.json"
     start = time.perf_counter()
     done = subprocess.run([str(ROOT / ".venv" / "bin" / "guanxi"), "train", "--data", str(out), "--no-track",
-                           "--no-progress", "--metrics-json", str(metrics)], cwd=ROOT)
+                           "--metrics-json", str(metrics)], cwd=ROOT)  # progress bar on stderr: epochs as they go
     wall = time.perf_counter() - start
     if done.returncode != 0:
         print(f"guanxi train failed with exit {done.returncode}", file=sys.stderr)
