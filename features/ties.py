@@ -43,8 +43,8 @@ class TieStrengthConfig:
         seed: seed for the pair holdout, the item halving and the model.
         max_iter: boosting rounds of the classifier.
         max_fit_pairs: most pairs the classifier is fit on, and judged on (a random subset
-            beyond that; default 1,000,000, reached above ~200k users): the fit's cost stops
-            growing with the graph while every pair is still scored.
+            once the graph has more than twice as many pairs, ~300k users in the world): the
+            fit's cost stops growing with the graph while every pair is still scored.
     """
 
     label_window: float = 0.3
