@@ -28,6 +28,8 @@ def coerce(name: str, raw: Any, kind: type) -> Any:
         if text in ("false", "0", "no"):
             return False
         raise ValueError(f"{name} must be true or false, got {raw!r}")
+    if kind is str and raw is None:  # ``key:`` or ``key=`` with nothing after it
+        return ""
     if kind in (int, float) and isinstance(raw, bool):
         raise ValueError(f"{name} must be {kind.__name__}, got {raw!r}")
     if kind is int and isinstance(raw, float) and not raw.is_integer():

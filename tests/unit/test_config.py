@@ -33,3 +33,11 @@ def test_bad_values_are_named():
         load_config(None, ["model=transformer"])
     with pytest.raises(ValueError, match="expected key=value"):
         load_config(None, ["dim"])
+
+
+def test_empty_string_values_survive_a_round_trip():
+    """MLflow params come back as ``key=`` for empty strings (retrain, --from-run)."""
+    assert load_config(None, ["fanouts="]).fanouts == ""
+    assert load_config(None, ["fanouts=15,10,5"]).fanout_list == (15, 10, 5)
+    with pytest.raises(ValueError, match="dim must be int, got True"):
+        load_config(None, ["dim=true"])
