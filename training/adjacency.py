@@ -32,9 +32,15 @@ def circle_weights(circles: pd.DataFrame, inner_weight: float, outer_weight: flo
     """``[num_rows]`` weight of each (user, contact) row of a circles table: ``inner_weight x
     strength`` in the user's inner circle, ``outer_weight x strength`` in the outer one (one weight
     for both when ``use_circles`` is off). The single definition training and serving share."""
-    inner = circles["circle"].to_numpy() == "inner"
+    return circle_weight_values(circles["circle"].to_numpy() == "inner", circles["strength"].to_numpy(),
+                                inner_weight, outer_weight, use_circles)
+
+
+def circle_weight_values(inner: np.ndarray, strength: np.ndarray, inner_weight: float, outer_weight: float,
+                         use_circles: bool = True) -> np.ndarray:
+    """:func:`circle_weights` from arrays: ``inner`` and ``strength`` ``[num_rows]``."""
     scale = np.where(inner | (not use_circles), inner_weight, outer_weight)
-    return (scale * circles["strength"].to_numpy()).astype(np.float32)
+    return (scale * strength).astype(np.float32)
 
 
 def social_edges(config: TrainConfig, idmap: IdMap, ties: pd.DataFrame,
@@ -199,8 +205,7 @@ def coded_graph(config: TrainConfig, data: "CodedDataset", circles: tuple[np.nda
     weight = np.where(weight > 0, weight, 1.0).astype(np.float32) if config.use_event_types \
         else np.ones(len(pair_user), np.float32)
     user, contact, strength, inner = circles
-    scale = np.where(inner | (not config.use_circles), config.inner_weight, config.outer_weight)
-    w = (scale * strength).astype(np.float32)
+    w = circle_weight_values(inner, strength, config.inner_weight, config.outer_weight, config.use_circles)
     social = symmetric_mean(user, contact, w, n_users) if config.use_social else \
         (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
     owned = np.flatnonzero(data.owner >= 0) if config.owner_weight > 0 else np.zeros(0, np.int64)
