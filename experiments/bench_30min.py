@@ -56,6 +56,8 @@ def main() -> int:
     result = {"sizes": sizes, "users": users, "wall_seconds": wall, "bar_seconds": 1800,
               "met": wall <= 1800, "train_seconds": m["train_seconds"], "epochs": m["epochs"],
               "stopped": m.get("stopped"), "best_epoch": m.get("best_epoch"),
+              "seconds_to_best": m.get("seconds_to_best"), "history": m.get("history"),
+              "time_budget": m["config"]["time_budget"],
               **{k: m[k] for k in ("recall_at_20", "ndcg_at_20", "recall_at_10", "ndcg_at_10")},
               "valid_recall_at_20": m["valid"]["recall_at_20"], "world_config": {
                   "users": config.users, "content_per_user": config.content_per_user,

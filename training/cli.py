@@ -156,7 +156,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     payload.update({"valid": m["valid"], "breakdowns": m.get("breakdowns", {}), "processes": ctx.world_size,
                     "train_seconds": round(result.train_seconds, 2), "epochs": result.epochs,
                     "best_epoch": result.best_epoch, "stopped": result.stopped,
-                    "seconds_to_best": round(result.seconds_to_best, 2),
+                    "seconds_to_best": round(result.seconds_to_best, 2), "history": result.history,
                     "model": config.model, "dataset": dataset.name, "config": config.to_dict()})
     print("test " + "  ".join(f"{k} {m[k]:.4f}" for k in metric_keys())
           + f"  ({result.epochs} epochs, best {result.best_epoch}, {result.train_seconds:.0f}s, {result.stopped})")

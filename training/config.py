@@ -43,7 +43,7 @@ class TrainConfig:
     owner_weight: float = 0.5
     inner_min_strength: float = 0.5
     inner_max_size: int = 15
-    time_budget: float = 0.0
+    time_budget: float = 1440.0
     device: str = "cpu"
     fanouts: str = ""
 
