@@ -95,12 +95,12 @@ def bundle_1m(src: Path, total: int = 1_000_000) -> Path:
 def retrieval(path: Path, queries: int) -> dict:
     """ANN recall@20 against exact search over the content kind, and time per query."""
     from serving.recommender import Recommender
-    from serving.retrieval import AnnConfig
+    from serving.retrieval import RetrievalConfig
     from training.bundle import load_bundle
 
     bundle = load_bundle(path, mmap=True)
     start = time.perf_counter()
-    ann = Recommender(bundle, AnnConfig(min_items=50_000, nprobe=64), path)
+    ann = Recommender(bundle, RetrievalConfig(min_items=50_000, nprobe=64), path)
     build = time.perf_counter() - start
     exact = Recommender(bundle)
     users = np.random.default_rng(1).choice(exact.idmap.user_ids.astype(str), queries, replace=False)

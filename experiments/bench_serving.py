@@ -1,14 +1,19 @@
 """Load test of /recommend: guanxi (policy on) vs a trivial BentoML endpoint, same run, same machine.
 
-    .venv/bin/python experiments/bench_serving.py [--users 20000] [--content-per-user 5] [--seconds 20]
+    .venv/bin/python experiments/bench_serving.py [--users 20000] [--content-per-user 5] [--seconds 10] [--rounds 3]
 
 1. A synthetic world with ~100k items (20k users x 5 content items each + accounts and merchants),
    cached in .worlds/; guanxi trained on it (time budget), registered and promoted in
    .bench/mlflow.db (cached: delete .bench to retrain).
-2. The pure serving path in process: median time of Recommender.recommend + policy over 2,000 users.
-3. `bentoml serve` of guanxi and of experiments/trivial_service.py, one at a time, each loaded
-   by `wrk` (Debian) from this machine at 1, 8 and 32 connections; a Lua script spreads requests
-   over 5,000 random users (known users plus 5 % unknown ones, served by the fallback).
+2. The pure serving path in process: median time of Recommender.recommend + policy over 2,000 users,
+   one at a time with every item scored, and in batches of 8 as the service scores them, with and
+   without the candidate table (and the table's build time).
+3. Three `bentoml serve` processes up at once: guanxi (defaults: candidate table on), guanxi with
+   the table off (`GUANXI_TABLE_MAX_SCORES=0`: every item scored) and experiments/trivial_service.py.
+   At 1, 8 and 32 connections, `--rounds` alternating `wrk` runs (one per server in turn, so all
+   three see the same machine) from this machine; a Lua script spreads requests over 5,000 random
+   users (known users plus 5 % unknown ones, served by the fallback). Reported: medians per
+   endpoint and the median of the per-round guanxi/trivial throughput ratios.
 Writes experiments/results/bench_serving.json and prints a Markdown table.
 """
 from __future__ import annotations
@@ -61,21 +66,46 @@ def prepare(users: int, content_per_user: float, budget: float) -> tuple[Path, s
     return world, uri
 
 
-def in_process(uri: str, n: int = 2000) -> dict:
+def in_process(uri: str, n: int = 2000, batch: int = 8) -> dict:
+    """The pure serving path (no HTTP, no event log): one request at a time with every item scored,
+    and in batches of ``batch`` as the service scores them, with and without the candidate table."""
     from serving.champion import load_served
     from serving.policy import load_policy
+    from serving.recommender import Recommender
+    from serving.retrieval import RetrievalConfig
 
     served = load_served("models:/guanxi@champion", tracking_uri=uri)
-    rec, policy = served.recommender, load_policy()
-    users = np.random.default_rng(0).choice(rec.idmap.user_ids.astype(str), n)
-    times = []
-    for u in users:
-        t = time.perf_counter()
-        rec.recommend(u, 20, policy)
-        times.append(time.perf_counter() - t)
-    return {"items": int(rec.idmap.num_items), "users": int(rec.idmap.num_users),
-            "model_version": served.version, "median_ms": 1000 * statistics.median(times),
-            "p99_ms": 1000 * float(np.percentile(times, 99))}
+    exact, policy = served.recommender, load_policy()
+    t = time.perf_counter()
+    table = Recommender(exact.bundle, RetrievalConfig(table_max_scores=4_000_000_000), None)
+    build = time.perf_counter() - t
+    users = np.random.default_rng(0).choice(exact.idmap.user_ids.astype(str), n)
+
+    def one(rec: Recommender) -> list[float]:
+        times = []
+        for u in users:
+            t = time.perf_counter()
+            rec.recommend(u, 20, policy)
+            times.append(time.perf_counter() - t)
+        return times
+
+    def batched(rec: Recommender) -> list[float]:
+        times = []
+        for lo in range(0, n, batch):
+            group = list(users[lo:lo + batch])
+            t = time.perf_counter()
+            for u, scored in zip(group, rec.score_many(group)):
+                rec.recommend(u, 20, policy, scored=scored)
+            times.append((time.perf_counter() - t) / len(group))
+        return times
+
+    single, exact_b, table_b = one(exact), batched(exact), batched(table)
+    ms = lambda x: 1000 * statistics.median(x)  # noqa: E731
+    return {"items": int(exact.idmap.num_items), "users": int(exact.idmap.num_users),
+            "model_version": served.version, "median_ms": ms(single),
+            "p99_ms": 1000 * float(np.percentile(single, 99)),
+            f"batch{batch}_exact_ms_per_request": ms(exact_b), f"batch{batch}_table_ms_per_request": ms(table_b),
+            "table_build_s": build, "table_kinds": {k: list(v.shape) for k, v in table.tables.items()}}
 
 
 def lua_script(users: np.ndarray, path: Path) -> Path:
@@ -108,22 +138,42 @@ def wrk(port: int, connections: int, seconds: int, script: Path) -> dict:
             "non_2xx": int(bad[1]) if bad else 0, "socket_errors": errors[1] if errors else None}
 
 
-def load(service: str, cwd: Path | None, env: dict, seconds: int, script: Path, label: str) -> list[dict]:
+def start(service: str, cwd: Path | None, env: dict, label: str, script: Path) -> tuple[object, int]:
     port = free_port()
-    log = BENCH / f"{label}.log"
-    proc = start_server("127.0.0.1", port, env, log=log, service=service, cwd=cwd)
+    proc = start_server("127.0.0.1", port, env, log=BENCH / f"{label}.log", service=service, cwd=cwd)
     try:
-        wait_ready(proc, "127.0.0.1", port, timeout=300)
+        wait_ready(proc, "127.0.0.1", port, timeout=600)
         wrk(port, 4, 3, script)                                   # warm-up
-        rows = []
-        for c in (1, 8, 32):
-            row = wrk(port, c, seconds, script)
-            print(f"  {label:12s} c={c:<3d} p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  "
-                  f"{row['req_per_s']:.0f} req/s  non-2xx {row['non_2xx']}", flush=True)
-            rows.append(row)
-        return rows
-    finally:
+    except BaseException:
         stop_server(proc)
+        raise
+    return proc, port
+
+
+def side_by_side(ports: dict[str, int], seconds: int, rounds: int, script: Path, workers: int) -> dict:
+    """All servers up at once; at each client count, ``rounds`` alternating wrk runs (one per server
+    in turn) so that every endpoint sees the same machine; medians per endpoint, and per guanxi
+    endpoint the median of its per-round throughput ratios to the trivial one."""
+    rows: dict[str, list[dict]] = {label: [] for label in ports}
+    ratios: dict[str, dict[str, float]] = {label: {} for label in ports if label != "trivial"}
+    for c in (1, 8, 32):
+        runs: dict[str, list[dict]] = {label: [] for label in ports}
+        for _ in range(rounds):
+            for label, port in ports.items():
+                runs[label].append(wrk(port, c, seconds, script))
+        for label, got in runs.items():
+            row = {"connections": c, **{key: statistics.median(r[key] for r in got)
+                                        for key in ("p50_ms", "p99_ms", "req_per_s")},
+                   "non_2xx": sum(r["non_2xx"] for r in got), "rounds": got}
+            rows[label].append(row)
+            print(f"  w{workers} {label:12s} c={c:<3d} p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  "
+                  f"{row['req_per_s']:.0f} req/s  non-2xx {row['non_2xx']}", flush=True)
+        for label in ratios:
+            per_round = [g["req_per_s"] / t["req_per_s"] for g, t in zip(runs[label], runs["trivial"])]
+            ratios[label][str(c)] = statistics.median(per_round)
+            print(f"  w{workers} {label}/trivial req/s at c={c}: {ratios[label][str(c)]:.2f} "
+                  f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)})", flush=True)
+    return {"workers": workers, **rows, "throughput_ratio": ratios}
 
 
 def main() -> None:
@@ -131,7 +181,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--content-per-user", type=float, default=5.0)
     parser.add_argument("--budget", type=float, default=150.0, help="training seconds")
-    parser.add_argument("--seconds", type=int, default=20, help="per wrk run")
+    parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per client count")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -149,27 +200,33 @@ def main() -> None:
     for f in BENCH.glob("events.db*"):
         f.unlink()
     result = {"machine": f"{platform.node()} {os.cpu_count()} cores", "wrk_seconds": args.seconds,
-              "in_process": pure, "runs": []}
+              "rounds": args.rounds, "in_process": pure, "runs": []}
     for workers in args.workers:
         env = server_env(tracking_uri=uri, events_db=str(events), workers=workers, poll_seconds=10)
-        run = {"workers": workers,
-               "guanxi": load("serving.service:Guanxi", None, env, args.seconds, script, f"guanxi-w{workers}"),
-               "trivial": load("trivial_service:Trivial", ROOT / "experiments", env, args.seconds, script,
-                               f"trivial-w{workers}")}
-        run["throughput_ratio"] = {str(g["connections"]): g["req_per_s"] / t["req_per_s"]
-                                   for g, t in zip(run["guanxi"], run["trivial"])}
-        result["runs"].append(run)
+        servers = {"guanxi": ("serving.service:Guanxi", None, env),
+                   "guanxi-exact": ("serving.service:Guanxi", None, {**env, "GUANXI_TABLE_MAX_SCORES": "0"}),
+                   "trivial": ("trivial_service:Trivial", ROOT / "experiments", env)}
+        procs: dict[str, object] = {}
+        ports: dict[str, int] = {}
+        try:
+            for label, (service, cwd, server_env_) in servers.items():
+                t = time.perf_counter()
+                procs[label], ports[label] = start(service, cwd, server_env_, f"{label}-w{workers}", script)
+                print(f"  w{workers} {label} ready in {time.perf_counter() - t:.1f} s", flush=True)
+            result["runs"].append(side_by_side(ports, args.seconds, args.rounds, script, workers))
+        finally:
+            for proc in procs.values():
+                stop_server(proc)
     OUT.write_text(json.dumps(result, indent=2))
     print(f"\n{pure['items']} items, policy on; wrk on the same machine\n")
     print("| workers | endpoint | clients | p50 ms | p99 ms | req/s | non-2xx | guanxi/trivial req/s |")
     print("|---|---|---|---|---|---|---|---|")
     for run in result["runs"]:
-        for label in ("guanxi", "trivial"):
+        for label in ("guanxi", "guanxi-exact", "trivial"):
             for r in run[label]:
-                ratio = run["throughput_ratio"][str(r["connections"])] if label == "guanxi" else ""
+                ratio = run["throughput_ratio"][label][str(r["connections"])] if label != "trivial" else None
                 print(f"| {run['workers']} | {label} | {r['connections']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                      f"{r['req_per_s']:.0f} | {r['non_2xx']} | {ratio if ratio == '' else f'{ratio:.2f}'} |")
-
+                      f"{r['req_per_s']:.0f} | {r['non_2xx']} | {'' if ratio is None else f'{ratio:.2f}'} |")
 
 if __name__ == "__main__":
     main()

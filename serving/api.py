@@ -12,7 +12,7 @@ from serving.champion import ChampionHolder, Served
 from serving.events import EventStore
 from serving.impressions import ImpressionLog
 from serving.policy import PolicyConfig
-from serving.recommender import Scored
+from serving.scores import Scored
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,12 @@ class RecommendationAPI:
         return [(served, s) for s in served.recommender.score_many(user_ids)]
 
     async def recommend_async(self, user_id: str, k: int = 20, kinds: list[str] | None = None) -> dict:
-        """:meth:`recommend` with scoring micro-batched across concurrent requests."""
+        """:meth:`recommend` with scoring micro-batched across concurrent requests (when that
+        saves work: not with the candidate table, where a user's scoring reads only their row)."""
+        served = self.holder.current
+        if not served.recommender.batching_pays:
+            scored = served.recommender.score_many([user_id])[0]
+            return self.recommend(user_id, k, kinds, served=served, scored=scored)
         if self._batcher is None:
             self._batcher = MicroBatcher(self._score_batch)
         served, scored = await self._batcher.submit(user_id)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving.recommender import Recommender
-from serving.retrieval import AnnConfig
+from serving.retrieval import RetrievalConfig
 from training.bundle import load_bundle
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def _cache_name(fetch: str, m: re.Match | None, version: str, tracking_uri: str 
 
 
 def load_served(uri: str, version: str | None = None, cache_dir: str | Path | None = None,
-                tracking_uri: str | None = None, ann: AnnConfig | None = None) -> Served:
+                tracking_uri: str | None = None, ann: RetrievalConfig | None = None) -> Served:
     """Load the model at ``uri`` (pinned to ``version`` when the URI names a registered model).
     Embeddings are memory-mapped from a cache folder shared by the workers (``cache_dir``,
     default :func:`default_cache_dir`), so N workers hold one copy.
@@ -141,7 +141,7 @@ class ChampionHolder:
     """
 
     def __init__(self, uri: str, poll_seconds: float = 10.0, cache_dir: str | Path | None = None,
-                 tracking_uri: str | None = None, ann: AnnConfig | None = None) -> None:
+                 tracking_uri: str | None = None, ann: RetrievalConfig | None = None) -> None:
         self.uri = uri
         self.ann = ann
         self.tracking_uri = tracking_uri

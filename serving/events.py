@@ -6,10 +6,12 @@ service acknowledges them, in one transaction (a batch is stored whole or not at
 ``event_id`` is ignored, so a retried batch is stored once. Every row carries a monotonically
 increasing ``seq`` that retraining uses as its watermark. Impressions are logged with
 ``synchronous=NORMAL`` (a crash may lose the last few; they only feed frequency caps) and deleted
-after the retention window.
+after the retention window. They are stored one row per returned slate (its item ids as a JSON
+array): a row per item cost ~130 us of SQLite work per request; readers see one row per item.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -25,10 +27,10 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL,
     item_id TEXT NOT NULL, type TEXT NOT NULL, ts INTEGER NOT NULL, value REAL, received_ts INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS impressions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, item_id TEXT NOT NULL,
-    ts INTEGER NOT NULL, model_version TEXT);
-CREATE INDEX IF NOT EXISTS impressions_user_ts ON impressions (user_id, ts);
+CREATE TABLE IF NOT EXISTS impression_slates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, ts INTEGER NOT NULL,
+    model_version TEXT, items TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS impression_slates_user_ts ON impression_slates (user_id, ts);
 CREATE TABLE IF NOT EXISTS settings (
     user_id TEXT PRIMARY KEY, commercial_opt_out INTEGER NOT NULL DEFAULT 0, updated_ts INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS mutes (
@@ -82,6 +84,18 @@ class SQLiteEventStore:
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(_SCHEMA)
+        self._migrate_impressions()
+
+    def _migrate_impressions(self) -> None:
+        """Move a log written one row per item (the earlier layout) into slates, keeping each
+        slate's last ``seq`` so that retraining watermarks stay valid; then drop the old table."""
+        with self._transaction("FULL") as conn:
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'impressions'").fetchone():
+                return
+            conn.execute("INSERT INTO impression_slates (seq, user_id, ts, model_version, items) "
+                         "SELECT MAX(seq), user_id, ts, model_version, json_group_array(item_id) "
+                         "FROM (SELECT * FROM impressions ORDER BY seq) GROUP BY user_id, ts, model_version")
+            conn.execute("DROP TABLE impressions")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -134,31 +148,35 @@ class SQLiteEventStore:
 
     def log_impressions_many(self, slates: list[tuple[str, list[str], int, str]]) -> None:
         """Log several slates ``(user_id, item_ids, ts, model_version)`` in one transaction."""
-        rows = [(u, i, ts, v) for u, items, ts, v in slates for i in items]
+        rows = [(u, ts, v, json.dumps(items)) for u, items, ts, v in slates if items]
         if not rows:
             return
         with self._transaction("NORMAL") as conn:
-            conn.executemany("INSERT INTO impressions (user_id, item_id, ts, model_version) VALUES (?, ?, ?, ?)",
+            conn.executemany("INSERT INTO impression_slates (user_id, ts, model_version, items) VALUES (?, ?, ?, ?)",
                              rows)
 
     def impression_counts(self, user_id: str, since_ts: int) -> dict[str, int]:
         """item_id -> impressions of the user at or after ``since_ts``."""
         rows = self._conn().execute(
-            "SELECT item_id, COUNT(*) FROM impressions WHERE user_id = ? AND ts >= ? GROUP BY item_id",
+            "SELECT j.value, COUNT(*) FROM impression_slates AS s, json_each(s.items) AS j "
+            "WHERE s.user_id = ? AND s.ts >= ? GROUP BY j.value",
             (user_id, since_ts)).fetchall()
         return dict(rows)
 
     def prune_impressions(self, before_ts: int) -> int:
         """Delete impressions older than ``before_ts``; returns how many."""
-        cur = self._conn().execute("DELETE FROM impressions WHERE ts < ?", (before_ts,))
-        return cur.rowcount
+        with self._transaction("NORMAL") as conn:
+            n = conn.execute("SELECT COALESCE(SUM(json_array_length(items)), 0) FROM impression_slates "
+                             "WHERE ts < ?", (before_ts,)).fetchone()[0]
+            conn.execute("DELETE FROM impression_slates WHERE ts < ?", (before_ts,))
+        return int(n)
 
     def settings(self, user_id: str) -> UserSettings:
-        conn = self._conn()
-        row = conn.execute("SELECT commercial_opt_out FROM settings WHERE user_id = ?", (user_id,)).fetchone()
-        mutes = conn.execute("SELECT target_id FROM mutes WHERE user_id = ? ORDER BY target_id",
-                             (user_id,)).fetchall()
-        return UserSettings(user_id, bool(row[0]) if row else False, tuple(m[0] for m in mutes))
+        # One statement (read on every /recommend): the opt-out flag and the mutes as a JSON array.
+        opt_out, mutes = self._conn().execute(
+            "SELECT (SELECT commercial_opt_out FROM settings WHERE user_id = ?1), "
+            "(SELECT json_group_array(target_id) FROM mutes WHERE user_id = ?1)", (user_id,)).fetchone()
+        return UserSettings(user_id, bool(opt_out), tuple(sorted(json.loads(mutes))))
 
     def update_settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
                         unmute: list[str]) -> UserSettings:
@@ -185,7 +203,8 @@ class SQLiteEventStore:
     def impressions_since(self, seq: int = 0) -> pd.DataFrame:
         """Logged impressions with ``seq > seq``, oldest first."""
         return pd.read_sql_query(
-            "SELECT seq, user_id, item_id, ts, model_version FROM impressions WHERE seq > ? ORDER BY seq",
+            "SELECT s.seq, s.user_id, j.value AS item_id, s.ts, s.model_version "
+            "FROM impression_slates AS s, json_each(s.items) AS j WHERE s.seq > ? ORDER BY s.seq, j.key",
             self._conn(), params=(seq,))
 
     def forgotten_users(self) -> set[str]:
@@ -200,8 +219,12 @@ class SQLiteEventStore:
         """Delete every event, impression, setting and mute of ``user_id`` and remember the id so
         retraining drops the user from the base data too; returns the counts deleted."""
         with self._transaction("FULL") as conn:
+            shown = conn.execute("SELECT COALESCE(SUM(json_array_length(items)), 0) FROM impression_slates "
+                                 "WHERE user_id = ?", (user_id,)).fetchone()[0]
             counts = {t: conn.execute(f"DELETE FROM {t} WHERE user_id = ?", (user_id,)).rowcount
-                      for t in ("events", "impressions", "settings", "mutes")}
+                      for t in ("events", "impression_slates", "settings", "mutes")}
+            counts = {("impressions" if t == "impression_slates" else t): (int(shown) if t == "impression_slates" else n)
+                      for t, n in counts.items()}
             conn.execute("INSERT OR REPLACE INTO forgotten (user_id, ts) VALUES (?, ?)",
                          (user_id, int(time.time())))
         return counts

@@ -131,9 +131,9 @@ def apply_policy(cands: Candidates, user: UserState, config: PolicyConfig, k: in
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    keep = ~np.isin(cands.item_idx, user.consumed) if len(user.consumed) else np.ones(len(cands.item_idx), bool)
+    keep = ~_member(cands.item_idx, user.consumed)
     if len(user.muted):
-        keep &= ~np.isin(cands.item_idx, user.muted) & ~np.isin(cands.owner_idx, user.muted)
+        keep &= ~_member(cands.item_idx, user.muted) & ~_member(cands.owner_idx, user.muted)
     if user.commercial_opt_out:
         keep &= ~cands.commercial
     score = cands.score.astype(np.float64, copy=True)
@@ -164,6 +164,16 @@ def apply_policy(cands: Candidates, user: UserState, config: PolicyConfig, k: in
         out.append(SlateItem(int(cands.item_idx[i]), float(score[i]), bool(cands.commercial[i]),
                              reason, int(cands.contacts_engaged[i])))
     return out
+
+
+def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """``[n]`` bool: ``values [n]`` found in ``of [m]`` (a sorted lookup: cheaper than ``np.isin``
+    for the few hundred candidates of a request)."""
+    if not len(of) or not len(values):
+        return np.zeros(len(values), bool)
+    ref = np.sort(of)
+    pos = np.minimum(np.searchsorted(ref, values), len(ref) - 1)
+    return ref[pos] == values
 
 
 def _fill(order: np.ndarray, commercial: np.ndarray, share: float, k: int) -> list[int]:

@@ -9,57 +9,21 @@ with ``argpartition`` (no full sort); items already consumed are left out; the e
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features.schema import ITEM_KINDS
-from serving.retrieval import AnnConfig, KindIndex
+from serving.candidate_table import load_or_build, row_suffices
 from serving.policy import Candidates, PolicyConfig, SlateItem, UserState, apply_policy
+from serving.retrieval import KindIndex, RetrievalConfig
+from serving.scores import Scored, distinct, top_n
 from training.adjacency import circle_weights
 from training.bundle import Bundle
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Scored:
-    """Scores ``[I]`` for one user (a fresh array), the fallback used and the consumed item indices."""
-
-    scores: np.ndarray
-    fallback: str | None
-    consumed: np.ndarray
-    contacts: np.ndarray      # [C] contact user_idx
-    weight: np.ndarray        # [C] circle weight x strength (the model's social weight)
-    strength: np.ndarray      # [C] tie strength
-    inner: np.ndarray         # [C] bool, contact is in the user's inner circle
-    c_items: np.ndarray       # [m] sorted items some contact engaged with
-    c_inverse: np.ndarray     # [e] per (contact, item) entry: position in c_items
-    c_entry: np.ndarray       # [e] per entry: position of the contact in ``contacts``
-    scored_items: np.ndarray | None = None   # ANN retrieval: the only items with a finite score
-
-
-def _top_n(s: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the ``n`` largest values of ``s [m]``, unordered, without sorting ``s``.
-
-    For a large ``s``, a strided sample gives a threshold that a few times ``n`` values pass;
-    only those are partitioned (one comparison pass over ``s`` instead of a partition of it).
-    Falls back to a full ``argpartition`` when too few pass.
-    """
-    m = len(s)
-    if n >= m:
-        return np.arange(m)
-    if m > 64 * n and m > 8192:
-        stride = m // 4096
-        sample = s[::stride]
-        q = min(len(sample) - 1, int(np.ceil(4 * n * len(sample) / m)) + 8)   # ~4n pass on average
-        thr = np.partition(sample, len(sample) - 1 - q)[len(sample) - 1 - q]
-        idx = np.flatnonzero(s >= thr)
-        if len(idx) >= n:
-            return idx[np.argpartition(s[idx], len(idx) - n)[len(idx) - n:]]
-    return np.argpartition(s, m - n)[m - n:]
 
 
 class Recommender:
@@ -69,9 +33,13 @@ class Recommender:
         bundle: a loaded :class:`training.bundle.Bundle`.
     """
 
-    def __init__(self, bundle: Bundle, ann: AnnConfig | None = None, index_dir: Path | None = None) -> None:
+    def __init__(self, bundle: Bundle, ann: RetrievalConfig | None = None, index_dir: Path | None = None) -> None:
         self.bundle = bundle
         self.idmap = bundle.idmap
+        # Plain ndarray views of the (possibly memory-mapped) embeddings: indexing a memmap builds
+        # a memmap object per result, which costs more than the few hundred rows a request reads.
+        self._item_emb = None if bundle.item_emb is None else np.asarray(bundle.item_emb)
+        self._user_emb = None if bundle.user_emb is None else np.asarray(bundle.user_emb)
         self._user_pos = {u: i for i, u in enumerate(self.idmap.user_ids.astype(str))}
         self._item_pos = {v: i for i, v in enumerate(self.idmap.item_ids.astype(str))}
         items = bundle.items
@@ -85,6 +53,10 @@ class Recommender:
         self.category = codes.astype(np.int64)          # -1 when none
         self.n_categories = int(codes.max()) + 1 if len(codes) else 0
         self.kind_items = {k: np.flatnonzero(self.kinds == k) for k in ITEM_KINDS}
+        self._kind_id = {k: i for i, k in enumerate(ITEM_KINDS)}
+        self.kind_code = np.full(len(self.kinds), -1, np.int8)
+        for k, p in self.kind_items.items():
+            self.kind_code[p] = self._kind_id[k]
         # Kinds stored as one contiguous index range are sliced as views (no gather per request).
         self.kind_span = {k: (int(p[0]), int(p[-1]) + 1) for k, p in self.kind_items.items()
                           if len(p) and p[-1] - p[0] + 1 == len(p)}
@@ -96,10 +68,35 @@ class Recommender:
                     cache = index_dir / f"ann-{kind}.faiss" if index_dir is not None else None
                     self.ann[kind] = KindIndex(bundle.item_emb[pool], ann, cache)
                     logger.info("ANN index for %d %s items (nprobe %d)", len(pool), kind, ann.nprobe)
+        self.tables: dict[str, np.ndarray] = {}
+        if ann is not None and ann.table_max_scores > 0 and bundle.user_emb is not None:
+            self._build_tables(ann, index_dir)
         config = bundle.meta.get("config", {})
         self.support_weight = float(bundle.meta.get("support_weight", 0.0))
         self._build_contacts(bundle.circles, float(config.get("inner_weight", 1.0)),
                              float(config.get("outer_weight", 0.3)), bool(config.get("use_circles", True)))
+
+    def _build_tables(self, config: RetrievalConfig, index_dir: Path | None) -> None:
+        """The candidate table (:mod:`serving.candidate_table`) of each large kind without an index."""
+        b = self.bundle
+        for kind, pool in self.kind_items.items():
+            if kind in self.ann or len(pool) < max(config.table_min_items, config.table_depth + 1):
+                continue
+            if b.user_emb.shape[0] * len(pool) > config.table_max_scores:
+                logger.info("no candidate table for %s: %d users x %d items is above %d", kind,
+                            b.user_emb.shape[0], len(pool), config.table_max_scores)
+                continue
+            start = time.perf_counter()
+            cache = index_dir / f"table-{kind}-{config.table_depth}.npy" if index_dir is not None else None
+            self.tables[kind] = load_or_build(cache, b.user_emb, b.item_emb, pool, b.history, config.table_depth)
+            logger.info("candidate table for %d users x %d %s items (depth %d) in %.1f s", b.user_emb.shape[0],
+                        len(pool), kind, config.table_depth, time.perf_counter() - start)
+
+    @property
+    def batching_pays(self) -> bool:
+        """Whether scoring concurrent requests together saves work: an ANN search, or a large
+        kind scored in full (one read of its matrix for the batch instead of one per user)."""
+        return bool(self.ann) or any(len(p) >= 20_000 and k not in self.tables for k, p in self.kind_items.items())
 
     def _build_contacts(self, circles: pd.DataFrame, inner_w: float, outer_w: float, use_circles: bool) -> None:
         """Contacts per user as CSR arrays (``_c_indptr [U + 1]`` into ``_c_*``)."""
@@ -159,23 +156,25 @@ class Recommender:
         return out
 
     def score(self, user_id: str) -> Scored:
-        """Score every item for ``user_id`` (see module doc)."""
-        return self.score_many([user_id])[0]
+        """Score every item for ``user_id`` (see module doc; the candidate table is not used)."""
+        return self.score_many([user_id], table=False)[0]
 
-    def score_many(self, user_ids: list[str]) -> list[Scored]:
+    def score_many(self, user_ids: list[str], table: bool = True) -> list[Scored]:
         """:meth:`score` for several users at once: the known ones share one matrix product, so
-        the item matrix is read from memory once per batch instead of once per user."""
+        the item matrix is read from memory once per batch instead of once per user.
+        Large kinds go through the ANN index when there is one, and through the candidate table
+        when there is one and ``table`` is true; other kinds are scored in full."""
         b = self.bundle
         rows = [self.user_index(u) for u in user_ids]
         known = [u >= 0 and b.user_emb is not None and b.history.indptr[u + 1] > b.history.indptr[u]
                  for u in rows]
         sel = [u for u, k in zip(rows, known) if k]
-        if self.ann and sel:
-            return self._score_ann(rows, known, sel)
+        if (self.ann or (self.tables and table)) and sel:
+            return self._score_retrieved(rows, known, sel, table)
         if len(sel) == 1:
-            block = (b.item_emb @ b.user_emb[sel[0]])[None, :]
+            block = (self._item_emb @ self._user_emb[sel[0]])[None, :]
         elif sel:
-            block = b.user_emb[sel] @ b.item_emb.T                    # [n_known, I], rows contiguous
+            block = self._user_emb[sel] @ self._item_emb.T            # [n_known, I], rows contiguous
         out, j = [], 0
         for u, is_known in zip(rows, known):
             if is_known:
@@ -186,11 +185,13 @@ class Recommender:
             out.append(self._finish(u, scores, is_known))
         return out
 
-    def _score_ann(self, rows: list[int], known: list[bool], sel: list[int]) -> list[Scored]:
-        """Large kinds through their ANN index, small kinds exactly; unscored items stay -inf.
-        Every retrieved item, and every item a contact engaged with, is scored exactly."""
+    def _score_retrieved(self, rows: list[int], known: list[bool], sel: list[int], use_table: bool) -> list[Scored]:
+        """Large kinds through their ANN index or candidate table, small kinds exactly; unscored
+        items stay -inf. Every retrieved item, and every item a contact engaged with, is scored
+        exactly."""
         b = self.bundle
-        vecs = b.user_emb[sel]                                          # [n, d]
+        emb = self._item_emb
+        vecs = self._user_emb[sel]                                      # [n, d]
         found = {kind: self.kind_items[kind][np.maximum(idx.search(vecs, self.ann_candidates), 0)]
                  for kind, idx in self.ann.items()}
         out, j = [], 0
@@ -200,23 +201,25 @@ class Recommender:
                 continue
             uvec = vecs[j]
             scores = np.full(self.idmap.num_items, -np.inf, np.float32)
+            table = {kind: t[u] for kind, t in self.tables.items() if use_table and t[u, 0] >= 0}
             for kind, pool in self.kind_items.items():
-                if kind in self.ann:
-                    got = found[kind][j]
-                    scores[got] = b.item_emb[got] @ uvec
+                if kind in self.ann or kind in table:
+                    got = found[kind][j] if kind in self.ann else table[kind]
+                    scores[got] = emb[got] @ uvec
                 elif len(pool):
                     span = self.kind_span.get(kind)
                     if span is not None:
-                        scores[span[0]:span[1]] = b.item_emb[span[0]:span[1]] @ uvec
+                        scores[span[0]:span[1]] = emb[span[0]:span[1]] @ uvec
                     else:
-                        scores[pool] = b.item_emb[pool] @ uvec
-            retrieved = np.unique(np.concatenate([found[kind][j] for kind in self.ann]))
+                        scores[pool] = emb[pool] @ uvec
+            parts = [found[kind][j] for kind in self.ann] + list(table.values())
+            retrieved = distinct(np.concatenate(parts)) if parts else None      # None: all exact
             j += 1
-            out.append(self._finish(u, scores, True, uvec, retrieved))
+            out.append(self._finish(u, scores, True, uvec, retrieved, table or None))
         return out
 
     def _finish(self, u: int, scores: np.ndarray, known: bool, uvec: np.ndarray | None = None,
-                retrieved: np.ndarray | None = None) -> Scored:
+                retrieved: np.ndarray | None = None, table: dict[str, np.ndarray] | None = None) -> Scored:
         """Add the social side to a user's raw scores (support term, or the circle fallback).
         ``uvec``/``retrieved`` (ANN retrieval): score the contacts' items exactly too, retrieved or
         not; the items of ANN kinds with a score are ``retrieved`` plus those."""
@@ -233,13 +236,13 @@ class Recommender:
             consumed = np.zeros(0, np.int64)
         entries = self._contact_entries(contacts)
         if retrieved is not None:
-            retrieved = np.union1d(retrieved, entries[0])
+            retrieved = distinct(np.concatenate([retrieved, entries[0]]))
         scored = Scored(scores, None if known else "popular", consumed, contacts, weight, strength, inner,
-                        *entries, scored_items=retrieved)
+                        *entries, scored_items=retrieved, table=table)
         if not len(entries[0]):
             return scored
         if uvec is not None:
-            scores[entries[0]] = b.item_emb[entries[0]] @ uvec
+            scores[entries[0]] = self._item_emb[entries[0]] @ uvec
         support = self._sum(scored, weight.astype(np.float64))
         if known:
             if self.support_weight:
@@ -273,16 +276,16 @@ class Recommender:
             pool = self.kind_items.get(kind)
             if pool is None or not len(pool):
                 continue
-            if scored.scored_items is not None and kind in self.ann:
-                # ANN retrieval: only the retrieved (and contacts') items carry a score.
-                pool = scored.scored_items[self.kinds[scored.scored_items] == kind]
+            if scored.scored_items is not None and (kind in self.ann or kind in (scored.table or ())):
+                # Retrieval: only the retrieved (and contacts') items carry a score.
+                pool = scored.scored_items[self.kind_code[scored.scored_items] == self._kind_id[kind]]
                 s = scores[pool]
-                top = _top_n(s, min(n_per_kind, len(pool)))
+                top = top_n(s, min(n_per_kind, len(pool)))
                 out.append(pool[top[np.isfinite(s[top])]])
                 continue
             span = self.kind_span.get(kind)
             s = scores[span[0]:span[1]] if span is not None else scores[pool]   # a view when contiguous
-            top = _top_n(s, min(n_per_kind, len(pool)))
+            top = top_n(s, min(n_per_kind, len(pool)))
             top = top[np.isfinite(s[top])]
             out.append(pool[top])
         return np.concatenate(out) if out else np.zeros(0, np.int64)
@@ -337,8 +340,12 @@ class Recommender:
         muted = self.item_index(list(muted_ids))
         muted = muted[muted >= 0]
         muted_owned = np.flatnonzero(np.isin(self.owner_idx, muted)) if len(muted) else muted
-        cand = self.candidates(scored, policy.candidates_per_kind(k), kinds,
-                               exclude=np.concatenate([muted, muted_owned]))
+        exclude = np.concatenate([muted, muted_owned])
+        n = policy.candidates_per_kind(k)
+        if scored.table and not all(row_suffices(row, exclude, scored.c_items, n)
+                                    for kind, row in scored.table.items() if kinds is None or kind in kinds):
+            scored = self.score_many([user_id], table=False)[0]      # the table row is too short
+        cand = self.candidates(scored, n, kinds, exclude=exclude)
         shown = np.zeros(len(cand), np.int64)
         if impressions:
             idx = self.item_index(list(impressions))

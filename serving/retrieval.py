@@ -22,16 +22,26 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class AnnConfig:
-    """Args:
-        min_items: kinds with at least this many items use the index (0: never).
+class RetrievalConfig:
+    """How a large item kind is narrowed before exact scoring: an ANN index (here) or the
+    precomputed candidate table (:mod:`serving.candidate_table`); the index wins where both apply.
+
+    Args:
+        min_items: kinds with at least this many items use the ANN index (0: never).
         nprobe: inverted lists scanned per query.
         nlist: inverted lists (0: ``4 * sqrt(n)``).
+        table_max_scores: build the candidate table for a kind when users x its items is at most
+            this (0: never).
+        table_min_items: kinds with fewer items are scored in full per request (cheap).
+        table_depth: items per user and kind in the table.
     """
 
     min_items: int = 250_000
     nprobe: int = 64
     nlist: int = 0
+    table_max_scores: int = 0
+    table_min_items: int = 20_000
+    table_depth: int = 600
 
 
 class KindIndex:
@@ -44,7 +54,7 @@ class KindIndex:
             several workers share one index.
     """
 
-    def __init__(self, vectors: np.ndarray, config: AnnConfig, cache: Path | None = None) -> None:
+    def __init__(self, vectors: np.ndarray, config: RetrievalConfig, cache: Path | None = None) -> None:
         import faiss
 
         n, d = vectors.shape

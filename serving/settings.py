@@ -21,6 +21,10 @@ class ServeSettings:
         ann_min_items: ``GUANXI_ANN_MIN_ITEMS``, 250000: item kinds at least this large are retrieved
             through an ANN index (0: always exact).
         ann_nprobe: ``GUANXI_ANN_NPROBE``, 64: inverted lists scanned per query.
+        table_max_scores: ``GUANXI_TABLE_MAX_SCORES``, 4000000000: a kind without an ANN index gets
+            a precomputed candidate table (exact; :mod:`serving.candidate_table`) when users x its
+            items is at most this, e.g. 20k users x 100k items (0: never).
+        table_depth: ``GUANXI_TABLE_DEPTH``, 600: items per user and kind in the table.
         model_cache: ``GUANXI_MODEL_CACHE``: where workers share downloaded versions (default under
             the system temp dir).
     """
@@ -34,6 +38,8 @@ class ServeSettings:
     api_token: str | None = None
     ann_min_items: int = 250_000
     ann_nprobe: int = 64
+    table_max_scores: int = 4_000_000_000
+    table_depth: int = 600
     model_cache: str | None = None
 
     @classmethod
@@ -54,4 +60,6 @@ class ServeSettings:
                    api_token=os.environ.get("GUANXI_API_TOKEN") or None,
                    ann_min_items=number("GUANXI_ANN_MIN_ITEMS", "250000", int),
                    ann_nprobe=number("GUANXI_ANN_NPROBE", "64", int),
+                   table_max_scores=number("GUANXI_TABLE_MAX_SCORES", "4000000000", int),
+                   table_depth=number("GUANXI_TABLE_DEPTH", "600", int),
                    model_cache=os.environ.get("GUANXI_MODEL_CACHE") or None)

@@ -87,7 +87,7 @@ def test_policy_off_matches_the_model_ranking(rec, bundle):
 
 @pytest.mark.parametrize("m, n", [(100_000, 100), (100_000, 500), (120, 50), (10_000, 100), (50, 80)])
 def test_top_n_matches_a_full_sort(m, n):
-    from serving.recommender import _top_n
+    from serving.scores import top_n
 
     rng = np.random.default_rng(m + n)
     for trial in range(6):
@@ -96,7 +96,7 @@ def test_top_n_matches_a_full_sort(m, n):
             s[rng.choice(m, m // 2, replace=False)] = -np.inf
         if trial == 2:
             s[:] = 1.0
-        top = _top_n(s, n)
+        top = top_n(s, n)
         assert len(top) == min(n, m) == len(set(top.tolist()))
         assert s[top].min() >= np.sort(s)[max(m - n, 0)]
 
@@ -109,10 +109,10 @@ def test_batched_scoring_equals_one_at_a_time(rec, bundle):
 
 
 def test_ann_retrieval_finds_most_of_the_exact_top_and_keeps_contacts_items(bundle, tmp_path):
-    from serving.retrieval import AnnConfig
+    from serving.retrieval import RetrievalConfig
 
     exact = Recommender(bundle)
-    ann = Recommender(bundle, AnnConfig(min_items=1000, nprobe=8), tmp_path)
+    ann = Recommender(bundle, RetrievalConfig(min_items=1000, nprobe=8), tmp_path)
     assert set(ann.ann) == {"content"} and (tmp_path / "ann-content.faiss").is_file()
     overlap = []
     for user in bundle.idmap.user_ids.astype(str)[:100]:
@@ -125,7 +125,7 @@ def test_ann_retrieval_finds_most_of_the_exact_top_and_keeps_contacts_items(bund
         top_e = exact.candidates(e, 20, ["content"])
         overlap.append(len(set(top_a.tolist()) & set(top_e.tolist())) / 20)
     assert np.mean(overlap) > 0.8
-    again = Recommender(bundle, AnnConfig(min_items=1000, nprobe=8), tmp_path)   # read from the cache
+    again = Recommender(bundle, RetrievalConfig(min_items=1000, nprobe=8), tmp_path)   # read from the cache
     assert again.ann["content"].index.ntotal == ann.ann["content"].index.ntotal
 
 
