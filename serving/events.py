@@ -157,11 +157,13 @@ class SQLiteEventStore:
 
     def impression_counts(self, user_id: str, since_ts: int) -> dict[str, int]:
         """item_id -> impressions of the user at or after ``since_ts``."""
-        rows = self._conn().execute(
-            "SELECT j.value, COUNT(*) FROM impression_slates AS s, json_each(s.items) AS j "
-            "WHERE s.user_id = ? AND s.ts >= ? GROUP BY j.value",
-            (user_id, since_ts)).fetchall()
-        return dict(rows)
+        rows = self._conn().execute("SELECT items FROM impression_slates WHERE user_id = ? AND ts >= ?",
+                                    (user_id, since_ts)).fetchall()
+        counts: dict[str, int] = {}
+        for (items,) in rows:
+            for item in json.loads(items):
+                counts[item] = counts.get(item, 0) + 1
+        return counts
 
     def prune_impressions(self, before_ts: int) -> int:
         """Delete impressions older than ``before_ts``; returns how many."""

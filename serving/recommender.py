@@ -134,9 +134,16 @@ class Recommender:
         if not len(contacts) or not lengths.sum():
             empty = np.zeros(0, np.int64)
             return empty, empty, empty
-        idx = np.concatenate([h.indices[a:b] for a, b in zip(starts, ends)])
-        items, inverse = np.unique(idx, return_inverse=True)
-        return items, inverse, np.repeat(np.arange(len(contacts)), lengths)
+        entry = np.repeat(np.arange(len(contacts)), lengths)
+        # positions of every entry in ``h.indices``: each contact's start plus its offset in the run
+        offsets = np.arange(len(entry)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        idx = h.indices[starts[entry] + offsets]
+        order = np.argsort(idx, kind="stable")
+        ranked = idx[order]
+        first = np.concatenate([[True], ranked[1:] != ranked[:-1]])
+        inverse = np.empty(len(idx), np.int64)
+        inverse[order] = np.cumsum(first) - 1
+        return ranked[first], inverse, entry
 
     @staticmethod
     def _sum(scored: Scored, per_contact: np.ndarray) -> np.ndarray:
