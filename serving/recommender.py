@@ -72,8 +72,9 @@ class Recommender:
         if ann is not None and ann.table_max_scores > 0 and bundle.user_emb is not None:
             self._build_tables(ann, index_dir)
         # Whether scoring concurrent requests together saves work: an ANN search, or a large kind
-        # scored in full (one read of its matrix for the batch instead of one per user).
-        self.batching_pays = bool(self.ann) or any(len(p) >= 20_000 and k not in self.tables
+        # (by the table's own size rule) scored in full: one read of its matrix per batch.
+        large = (ann or RetrievalConfig()).table_min_items
+        self.batching_pays = bool(self.ann) or any(len(p) >= large and k not in self.tables
                                                    for k, p in self.kind_items.items())
         config = bundle.meta.get("config", {})
         self.support_weight = float(bundle.meta.get("support_weight", 0.0))
@@ -95,7 +96,6 @@ class Recommender:
             self.tables[kind] = load_or_build(cache, b.user_emb, b.item_emb, pool, b.history, config.table_depth)
             logger.info("candidate table for %d users x %d %s items (depth %d) in %.1f s", b.user_emb.shape[0],
                         len(pool), kind, config.table_depth, time.perf_counter() - start)
-
 
     def _build_contacts(self, circles: pd.DataFrame, inner_w: float, outer_w: float, use_circles: bool) -> None:
         """Contacts per user as CSR arrays (``_c_indptr [U + 1]`` into ``_c_*``)."""
