@@ -41,7 +41,7 @@ class RecommendationAPI:
         served = self.holder.current          # one model for the whole batch, even mid-swap
         return [(served, s) for s in served.recommender.score_many(user_ids)]
 
-    async def recommend_async(self, user_id: str, k: int = 20, kinds: list[str] | None = None) -> dict:
+    async def recommend_async(self, user_id: str, k: int = 20, kinds: list[str] | None = None) -> str:
         """:meth:`recommend` with scoring micro-batched across concurrent requests (when that
         saves work: not with the candidate table, where a user's scoring reads only their row)."""
         served = self.holder.current
@@ -54,23 +54,21 @@ class RecommendationAPI:
         return self.recommend(user_id, k, kinds, served=served, scored=scored)
 
     def recommend(self, user_id: str, k: int = 20, kinds: list[str] | None = None,
-                  now: float | None = None, served: Served | None = None, scored: Scored | None = None) -> dict:
-        """The ``/recommend`` response body; logs the returned slate as impressions."""
+                  now: float | None = None, served: Served | None = None, scored: Scored | None = None) -> str:
+        """The ``/recommend`` response body as JSON text (:mod:`serving.body`); logs the returned
+        slate as impressions."""
         served = served or self.holder.current  # one model for the whole request, even mid-swap
         now = time.time() if now is None else now
         settings = self.store.settings(user_id)
         window = int(now - self.policy.frequency_window_hours * 3600)
         shown = self.impressions.counts(user_id, window) if self.policy.frequency_cap else {}
-        rec = served.recommender
-        fallback, slate = rec.recommend(user_id, k, self.policy, kinds=kinds, muted_ids=list(settings.mute),
-                                        commercial_opt_out=settings.commercial_opt_out, impressions=shown,
-                                        scored=scored)
-        items = [{"item_id": str(rec.item_ids[s.item_idx]), "kind": str(rec.kinds[s.item_idx]),
-                  "score": round(s.score, 6), "commercial": s.commercial,
-                  "reason": {"type": s.reason, "contacts_engaged": s.contacts_engaged}} for s in slate]
-        self.impressions.log(user_id, [i["item_id"] for i in items], int(now), served.version)
+        fallback, slate = served.recommender.recommend(
+            user_id, k, self.policy, kinds=kinds, muted_ids=list(settings.mute),
+            commercial_opt_out=settings.commercial_opt_out, impressions=shown, scored=scored)
+        ids = served.encoder.ids
+        self.impressions.log(user_id, [ids[s.item_idx] for s in slate], int(now), served.version)
         self._maybe_prune(now)
-        return {"user_id": user_id, "model_version": served.version, "fallback": fallback, "items": items}
+        return served.encoder.encode(user_id, served.version, fallback, slate)
 
     def feedback(self, events: list[dict]) -> dict:
         """Store a validated batch durably; ``{"accepted": n}`` only after the commit."""

@@ -12,7 +12,7 @@ Every item outside ``T`` and ``C`` scores at most ``s_T``; every item of ``T`` o
 least ``s_T``. So when ``|T - X - C| >= N`` the top ``N`` of ``T + C - X`` is the top ``N`` of the
 whole kind (:func:`row_suffices`); otherwise the recommender scores that user in full.
 
-The table costs ``users x depth x 4`` bytes (20k users x 600: 48 MB) and, at load, one pass of
+The table costs ``users x depth x 8`` bytes (item and score; 20k users x 600: 96 MB) and, at load, one pass of
 ``users x items`` scores (20k x 100k: about 15 s on 2 cores). It is built only when that pass is at
 most ``max_scores`` and cached as ``.npy`` beside the version, memory-mapped by every worker.
 """
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_table(user_emb: np.ndarray, item_emb: np.ndarray, pool: np.ndarray, history: sp.csr_matrix,
-                depth: int, block: int = 256) -> np.ndarray:
+                depth: int, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Each user's ``depth`` best items among ``pool`` by ``user_emb @ item_emb.T``, consumed ones out.
 
     Args:
@@ -41,8 +41,9 @@ def build_table(user_emb: np.ndarray, item_emb: np.ndarray, pool: np.ndarray, hi
         block: users scored per matrix product.
 
     Returns:
-        ``[U, depth]`` int32 global item indices, unordered within a row; a row starting with -1
-        is unusable (the user consumed all but fewer than ``depth`` items of the kind).
+        ``[U, depth]`` int32 global item indices, unordered within a row (a row starting with -1
+        is unusable: the user consumed all but fewer than ``depth`` items of the kind), and
+        ``[U, depth]`` float32 their model scores (a request reads them instead of the vectors).
     """
     n = len(pool)
     if depth >= n:
@@ -51,6 +52,7 @@ def build_table(user_emb: np.ndarray, item_emb: np.ndarray, pool: np.ndarray, hi
     local[pool] = np.arange(n)
     vectors = np.ascontiguousarray(item_emb[pool], dtype=np.float32)         # [n, d]
     out = np.empty((user_emb.shape[0], depth), np.int32)
+    kept = np.empty((user_emb.shape[0], depth), np.float32)
     for lo in range(0, user_emb.shape[0], block):
         hi = min(lo + block, user_emb.shape[0])
         scores = np.asarray(user_emb[lo:hi], dtype=np.float32) @ vectors.T   # [b, n]
@@ -61,28 +63,35 @@ def build_table(user_emb: np.ndarray, item_emb: np.ndarray, pool: np.ndarray, hi
         scores[rows[mine], cols[mine]] = -np.inf
         top = np.argpartition(scores, n - depth, axis=1)[:, n - depth:]       # [b, depth]
         out[lo:hi] = pool[top]
+        kept[lo:hi] = np.take_along_axis(scores, top, axis=1)
         # A user who consumed nearly the whole kind: the row holds consumed items; mark it unusable.
-        short = ~np.isfinite(np.take_along_axis(scores, top, axis=1)).all(axis=1)
+        short = ~np.isfinite(kept[lo:hi]).all(axis=1)
         out[lo:hi][short, 0] = -1
-    return out
+    return out, kept
 
 
 def load_or_build(cache: Path | None, user_emb: np.ndarray, item_emb: np.ndarray, pool: np.ndarray,
-                  history: sp.csr_matrix, depth: int) -> np.ndarray:
+                  history: sp.csr_matrix, depth: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`build_table`, read memory-mapped from ``cache`` when present, else written there
-    (atomically: a worker never reads a half-written table)."""
+    (atomically: a worker never reads a half-written table). One file holds both arrays, as
+    ``[U, 2, depth]`` int32 (the scores' float32 bits in ``[:, 1]``), so they always match."""
+    shape = (user_emb.shape[0], 2, depth)
     if cache is not None and cache.is_file():
-        table = np.load(cache, mmap_mode="r")
-        if table.shape == (user_emb.shape[0], depth):
-            return np.asarray(table)          # a plain view of the map: cheaper to index per request
-        logger.warning("candidate table %s has shape %s, rebuilding", cache, table.shape)
-    table = build_table(user_emb, item_emb, pool, history, depth)
+        packed = np.load(cache, mmap_mode="r")
+        if packed.shape == shape and packed.dtype == np.int32:
+            return _unpack(np.asarray(packed))   # a plain view of the map: cheaper to index per request
+        logger.warning("candidate table %s has shape %s, rebuilding", cache, packed.shape)
+    items, scores = build_table(user_emb, item_emb, pool, history, depth)
     if cache is None:
-        return table
+        return items, scores
     tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, table)
+    np.save(tmp, np.stack([items, scores.view(np.int32)], axis=1))
     tmp.replace(cache)
-    return np.asarray(np.load(cache, mmap_mode="r"))
+    return _unpack(np.asarray(np.load(cache, mmap_mode="r")))
+
+
+def _unpack(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return packed[:, 0], packed[:, 1].view(np.float32)
 
 
 def row_suffices(row: np.ndarray, excluded: np.ndarray, contact_items: np.ndarray, n: int) -> bool:
@@ -96,8 +105,8 @@ def row_suffices(row: np.ndarray, excluded: np.ndarray, contact_items: np.ndarra
     """
     if len(row) < n or row[0] < 0:
         return False
-    if not len(excluded) and not len(contact_items):
-        return True
+    if len(row) - len(excluded) - len(contact_items) >= n:
+        return True                              # even if every excluded and contact item is in the row
     out = np.isin(row, excluded) if len(excluded) else np.zeros(len(row), bool)
     if len(contact_items):
         pos = np.minimum(np.searchsorted(contact_items, row), len(contact_items) - 1)

@@ -15,9 +15,10 @@ import re
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving.body import SlateEncoder
 from serving.recommender import Recommender
 from serving.retrieval import RetrievalConfig
 from training.bundle import load_bundle
@@ -36,6 +37,11 @@ class Served:
     version: str
     uri: str
     download_dir: Path | None = None
+    encoder: SlateEncoder = field(init=False, repr=False)    # its response bodies (built at load)
+
+    def __post_init__(self) -> None:
+        rec = self.recommender
+        object.__setattr__(self, "encoder", SlateEncoder(rec.item_ids, rec.kinds, rec.commercial))
 
 
 def resolve_version(uri: str, tracking_uri: str | None = None) -> str:

@@ -152,18 +152,15 @@ def apply_policy(cands: Candidates, user: UserState, config: PolicyConfig, k: in
     order = np.flatnonzero(keep)
     order = order[np.argsort(-score[order], kind="stable")]
     share = config.max_commercial_share if config.enabled else 1.0
-    chosen = _fill(order, cands.commercial, share, k)
-    out = []
-    for i in chosen:
-        if cands.inner_support[i] > 0:
-            reason = "inner_circle"
-        elif cands.self_sought[i] and config.allow_self_sought:
-            reason = "self_sought"
-        else:
-            reason = "similar_taste" if fallback is None else "popular"
-        out.append(SlateItem(int(cands.item_idx[i]), float(score[i]), bool(cands.commercial[i]),
-                             reason, int(cands.contacts_engaged[i])))
-    return out
+    chosen = np.array(_fill(order.tolist(), cands.commercial[order].tolist(), share, k), np.int64)
+    # Python values in one conversion per field (indexing numpy scalars per item costs more).
+    inner = (cands.inner_support[chosen] > 0).tolist()
+    sought = (cands.self_sought[chosen] & config.allow_self_sought).tolist()
+    other = "similar_taste" if fallback is None else "popular"
+    return [SlateItem(i, s, c, "inner_circle" if a else "self_sought" if b else other, n)
+            for i, s, c, a, b, n in zip(cands.item_idx[chosen].tolist(), score[chosen].tolist(),
+                                        cands.commercial[chosen].tolist(), inner, sought,
+                                        cands.contacts_engaged[chosen].tolist())]
 
 
 def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
@@ -176,22 +173,27 @@ def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
     return ref[pos] == values
 
 
-def _fill(order: np.ndarray, commercial: np.ndarray, share: float, k: int) -> list[int]:
-    """Best-first slate of at most ``k`` positions with commercial items <= floor(share * size)."""
+def _fill(order: list[int], commercial: list[bool], share: float, k: int) -> list[int]:
+    """Best-first slate of at most ``k`` of the positions ``order`` (``commercial`` flags them, in
+    the same order) with commercial items <= floor(share * size)."""
     chosen: list[int] = []
+    flags: list[bool] = []
     n_comm = 0
-    for i in order:
+    limit = math.floor(share * k + 1e-9)
+    for i, comm in zip(order, commercial):
         if len(chosen) == k:
             break
-        if commercial[i]:
-            if n_comm + 1 > math.floor(share * k + 1e-9):
+        if comm:
+            if n_comm + 1 > limit:
                 continue
             n_comm += 1
-        chosen.append(int(i))
+        chosen.append(i)
+        flags.append(comm)
     # A short slate (few candidates) may still be over the share: drop the weakest commercial items.
     while n_comm and n_comm > math.floor(share * len(chosen) + 1e-9):
-        last = max(j for j, i in enumerate(chosen) if commercial[i])
+        last = max(j for j, f in enumerate(flags) if f)
         chosen.pop(last)
+        flags.pop(last)
         n_comm -= 1
     return chosen
 

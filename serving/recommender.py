@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,8 @@ class Recommender:
                     cache = index_dir / f"ann-{kind}.faiss" if index_dir is not None else None
                     self.ann[kind] = KindIndex(bundle.item_emb[pool], ann, cache)
                     logger.info("ANN index for %d %s items (nprobe %d)", len(pool), kind, ann.nprobe)
-        self.tables: dict[str, np.ndarray] = {}
+        self.tables: dict[str, np.ndarray] = {}          # kind -> [U, depth] item indices
+        self.table_scores: dict[str, np.ndarray] = {}    # kind -> [U, depth] their model scores
         if ann is not None and ann.table_max_scores > 0 and bundle.user_emb is not None:
             self._build_tables(ann, index_dir)
         # Whether scoring concurrent requests together saves work: an ANN search, or a large kind
@@ -93,7 +95,8 @@ class Recommender:
                 continue
             start = time.perf_counter()
             cache = index_dir / f"table-{kind}-{config.table_depth}.npy" if index_dir is not None else None
-            self.tables[kind] = load_or_build(cache, b.user_emb, b.item_emb, pool, b.history, config.table_depth)
+            self.tables[kind], self.table_scores[kind] = load_or_build(cache, b.user_emb, b.item_emb, pool,
+                                                                       b.history, config.table_depth)
             logger.info("candidate table for %d users x %d %s items (depth %d) in %.1f s", b.user_emb.shape[0],
                         len(pool), kind, config.table_depth, time.perf_counter() - start)
 
@@ -123,7 +126,7 @@ class Recommender:
 
     def item_index(self, item_ids: list[str]) -> np.ndarray:
         """``[n]`` item_idx per id, -1 for ids the model does not know."""
-        return np.array([self._item_pos.get(str(i), -1) for i in item_ids], dtype=np.int64)
+        return np.fromiter(map(self._item_pos.get, map(str, item_ids), repeat(-1)), np.int64, len(item_ids))
 
     def _contact_entries(self, contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One pass over the contacts' histories: sorted distinct items ``[m]``, and per (contact,
@@ -192,9 +195,9 @@ class Recommender:
         return out
 
     def _score_retrieved(self, rows: list[int], known: list[bool], sel: list[int], use_table: bool) -> list[Scored]:
-        """Large kinds through their ANN index or candidate table, small kinds exactly; unscored
-        items stay -inf. Every retrieved item, and every item a contact engaged with, is scored
-        exactly."""
+        """Large kinds through their ANN index or candidate table, small kinds exactly. Every
+        retrieved item, and every item a contact engaged with, is scored exactly; the other items
+        of an ANN kind are -inf, those of a table kind unset (never read: ``Scored.scored_items``)."""
         b = self.bundle
         emb = self._item_emb
         vecs = self._user_emb[sel]                                      # [n, d]
@@ -206,11 +209,16 @@ class Recommender:
                 out.append(self._finish(u, b.popularity.astype(np.float32, copy=True), False))
                 continue
             uvec = vecs[j]
-            scores = np.full(self.idmap.num_items, -np.inf, np.float32)
             table = {kind: t[u] for kind, t in self.tables.items() if use_table and t[u, 0] >= 0}
+            # An ANN kind's unretrieved items stay -inf (``score()`` is public); a table row's other
+            # items are never read (``Scored.scored_items``), so a table alone needs no [I] fill.
+            scores = (np.full(self.idmap.num_items, -np.inf, np.float32) if self.ann
+                      else np.empty(self.idmap.num_items, np.float32))
             for kind, pool in self.kind_items.items():
-                if kind in self.ann or kind in table:
-                    got = found[kind][j] if kind in self.ann else table[kind]
+                if kind in table:
+                    scores[table[kind]] = self.table_scores[kind][u]
+                elif kind in self.ann:
+                    got = found[kind][j]
                     scores[got] = emb[got] @ uvec
                 elif len(pool):
                     span = self.kind_span.get(kind)
@@ -219,7 +227,7 @@ class Recommender:
                     else:
                         scores[pool] = emb[pool] @ uvec
             parts = [found[kind][j] for kind in self.ann] + list(table.values())
-            retrieved = distinct(np.concatenate(parts)) if parts else None      # None: all exact
+            retrieved = np.concatenate(parts) if parts else None      # None: all exact; made distinct in _finish
             j += 1
             out.append(self._finish(u, scores, True, uvec, retrieved, table or None))
         return out
@@ -298,15 +306,22 @@ class Recommender:
 
     def describe(self, scored: Scored, cand: np.ndarray, impressions: np.ndarray | None = None) -> Candidates:
         """The policy's view of candidates ``cand [N]``: support, self-sought, impressions."""
-        items = scored.c_items
-        strength = scored.strength.astype(np.float64)
-        inner_support = self._lookup(items, self._sum(scored, np.where(scored.inner, strength, 0.0)), cand)
-        engaged = self._lookup(items, self._sum(scored, np.ones(len(strength))), cand)
-        outer_max = np.zeros(len(items), np.float64)
+        items, n = scored.c_items, len(cand)
+        inner_support, outer_strength = np.zeros(n, np.float64), np.zeros(n, np.float64)
+        engaged = np.zeros(n, np.int64)
         if len(items):
-            outer = ~scored.inner[scored.c_entry]
-            np.maximum.at(outer_max, scored.c_inverse[outer], strength[scored.c_entry[outer]])
-        outer_strength = self._lookup(items, outer_max, cand)
+            # Per (contact, item) entry, then per contact item, then at the candidates among them.
+            at = np.minimum(np.searchsorted(items, cand), len(items) - 1)
+            hit = items[at] == cand
+            at = at[hit]
+            strength = scored.strength.astype(np.float64)[scored.c_entry]                # [e]
+            inner = scored.inner[scored.c_entry]
+            inner_support[hit] = np.bincount(scored.c_inverse, weights=np.where(inner, strength, 0.0),
+                                             minlength=len(items))[at]
+            engaged[hit] = np.bincount(scored.c_inverse, minlength=len(items))[at]
+            outer_max = np.zeros(len(items), np.float64)
+            np.maximum.at(outer_max, scored.c_inverse[~inner], strength[~inner])
+            outer_strength[hit] = outer_max[at]
         mine = scored.consumed
         owner = self.owner_idx[cand]
         # Marks over the (small) id spaces instead of set operations: cheaper per request.
@@ -321,8 +336,8 @@ class Recommender:
         return Candidates(
             item_idx=cand, score=scored.scores[cand].astype(np.float64), commercial=self.commercial[cand],
             owner_idx=owner, inner_support=inner_support, outer_strength=outer_strength,
-            contacts_engaged=np.rint(engaged).astype(np.int64), self_sought=self_sought,
-            impressions=impressions if impressions is not None else np.zeros(len(cand), np.int64))
+            contacts_engaged=engaged, self_sought=self_sought,
+            impressions=impressions if impressions is not None else np.zeros(n, np.int64))
 
     def recommend(self, user_id: str, k: int, policy: PolicyConfig, kinds: list[str] | None = None,
                   muted_ids: list[str] = (), commercial_opt_out: bool = False,
@@ -382,3 +397,4 @@ class Recommender:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])], scored.fallback
+

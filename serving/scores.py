@@ -21,7 +21,8 @@ class Scored:
     c_items: np.ndarray       # [m] sorted items some contact engaged with
     c_inverse: np.ndarray     # [e] per (contact, item) entry: position in c_items
     c_entry: np.ndarray       # [e] per entry: position of the contact in ``contacts``
-    scored_items: np.ndarray | None = None   # retrieval: the only items with a finite score
+    scored_items: np.ndarray | None = None   # retrieval: the only items of retrieved kinds with a score
+                                             # (the others hold garbage; never read them)
     table: dict[str, np.ndarray] | None = None   # candidate-table rows used, per kind
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import hmac
-import json
 import logging
 import os
 from typing import Annotated, Optional
@@ -85,10 +84,10 @@ class Guanxi:
                         kinds: Optional[Annotated[list[Kind], Field(min_length=1, max_length=3)]] = None,
                         ) -> Recommendation:
         """Top ``k`` items for ``user_id`` after the exposure policy, each with its reason."""
-        # The body is built as plain data and serialised once (the Recommendation model documents
-        # it in OpenAPI; re-validating our own output would only add latency).
+        # The body is written as JSON text (serving.body); the Recommendation model documents it in
+        # OpenAPI (re-validating our own output would only add latency).
         body = await self.api.recommend_async(user_id, k, kinds)
-        return Response(json.dumps(body), media_type="application/json")  # type: ignore[return-value]
+        return Response(body, media_type="application/json")  # type: ignore[return-value]
 
     @bentoml.api(route="/feedback")
     def feedback(self, events: Annotated[list[FeedbackEvent], Field(min_length=1, max_length=MAX_BATCH)],

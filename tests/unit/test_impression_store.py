@@ -7,6 +7,18 @@ import sqlite3
 from serving.events import SQLiteEventStore
 
 
+def test_counts_survive_ids_that_look_like_json(tmp_path):
+    store = SQLiteEventStore(tmp_path / "e.db")
+    odd = ['a,b', '["x"]', 'q"uote', 'back\\', '商户 ü', ']', '[', '', ',']
+    store.log_impressions_many([("u1", odd, 100, "1"), ("u1", odd[:3], 101, "1"), ("u1", ["a"], 102, "1")])
+    want = {i: 1 for i in odd}
+    for i in odd[:3]:
+        want[i] += 1
+    want["a"] = 1
+    assert store.impression_counts("u1", 0) == want
+    assert store.impression_counts("u1", 101) == {"a,b": 1, '["x"]': 1, 'q"uote': 1, "a": 1}
+
+
 def test_slates_read_back_per_item(tmp_path):
     store = SQLiteEventStore(tmp_path / "e.db")
     store.log_impressions_many([("u1", ["a", "b"], 100, "1"), ("u2", ["a"], 150, "1"), ("u1", ["a"], 200, "2")])
