@@ -18,10 +18,12 @@ import pandas as pd
 
 from features.schema import ITEM_KINDS
 from serving.candidate_table import load_or_build, row_suffices
+from serving.contact_facts import ContactFacts
+from serving.contact_facts import load_or_build as load_facts
+from serving.contacts import Contacts, aggregates, support_sum
 from serving.policy import Candidates, PolicyConfig, SlateItem, UserState, apply_policy
 from serving.retrieval import KindIndex, RetrievalConfig
 from serving.scores import Scored, distinct, top_n
-from training.adjacency import circle_weights
 from training.bundle import Bundle
 
 logger = logging.getLogger(__name__)
@@ -80,8 +82,11 @@ class Recommender:
                                                    for k, p in self.kind_items.items())
         config = bundle.meta.get("config", {})
         self.support_weight = float(bundle.meta.get("support_weight", 0.0))
-        self._build_contacts(bundle.circles, float(config.get("inner_weight", 1.0)),
-                             float(config.get("outer_weight", 0.3)), bool(config.get("use_circles", True)))
+        self.contacts = Contacts(bundle.circles, self.idmap, bundle.history, float(config.get("inner_weight", 1.0)),
+                                 float(config.get("outer_weight", 0.3)), bool(config.get("use_circles", True)))
+        self.facts: ContactFacts | None = None
+        if self.tables:
+            self._build_facts(index_dir)
 
     def _build_tables(self, config: RetrievalConfig, index_dir: Path | None) -> None:
         """The candidate table (:mod:`serving.candidate_table`) of each large kind without an index."""
@@ -100,25 +105,21 @@ class Recommender:
             logger.info("candidate table for %d users x %d %s items (depth %d) in %.1f s", b.user_emb.shape[0],
                         len(pool), kind, config.table_depth, time.perf_counter() - start)
 
-    def _build_contacts(self, circles: pd.DataFrame, inner_w: float, outer_w: float, use_circles: bool) -> None:
-        """Contacts per user as CSR arrays (``_c_indptr [U + 1]`` into ``_c_*``)."""
-        n = self.idmap.num_users
-        if len(circles):
-            u = self.idmap.user_index(circles["user_id"])
-            v = self.idmap.user_index(circles["friend_id"])
-            w = circle_weights(circles, inner_w, outer_w, use_circles)
-            ok = (u >= 0) & (v >= 0)
-            order = np.argsort(u[ok], kind="stable")
-            self._c_user = v[ok][order]
-            self._c_weight = w[ok][order]
-            self._c_strength = circles["strength"].to_numpy(np.float32)[ok][order]
-            self._c_inner = (circles["circle"].to_numpy() == "inner")[ok][order]
-            self._c_indptr = np.concatenate([[0], np.cumsum(np.bincount(u[ok], minlength=n))])
-        else:
-            self._c_user = np.zeros(0, np.int64)
-            self._c_weight = self._c_strength = np.zeros(0, np.float32)
-            self._c_inner = np.zeros(0, bool)
-            self._c_indptr = np.zeros(n + 1, np.int64)
+    def _build_facts(self, index_dir: Path | None) -> None:
+        """The contact facts (:mod:`serving.contact_facts`) of every known user with contacts,
+        computed by the code a request runs (:meth:`_finish`, :func:`serving.contacts.aggregates`)."""
+        start, b = time.perf_counter(), self.bundle
+        users = np.flatnonzero((np.diff(b.history.indptr) > 0) & (np.diff(self.contacts.indptr) > 0))
+        scratch = np.empty(self.idmap.num_items, np.float32)
+
+        def per_user(u: int) -> tuple[np.ndarray, ...] | None:
+            scored = self._finish(u, scratch, True, self._user_emb[u])
+            return (scored.c_items, scratch[scored.c_items], *aggregates(scored)) if len(scored.c_items) else None
+
+        cache = index_dir / "contact-facts.npy" if index_dir is not None else None
+        self.facts = load_facts(cache, self.idmap.num_users, per_user, users)
+        logger.info("contact facts for %d users (%d entries) in %.1f s", len(users), len(self.facts.items),
+                    time.perf_counter() - start)
 
     def user_index(self, user_id: str) -> int:
         """user_idx of ``user_id``, -1 when the model does not know the user."""
@@ -127,31 +128,6 @@ class Recommender:
     def item_index(self, item_ids: list[str]) -> np.ndarray:
         """``[n]`` item_idx per id, -1 for ids the model does not know."""
         return np.fromiter(map(self._item_pos.get, map(str, item_ids), repeat(-1)), np.int64, len(item_ids))
-
-    def _contact_entries(self, contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One pass over the contacts' histories: sorted distinct items ``[m]``, and per (contact,
-        item) entry its item position ``[e]`` and contact position ``[e]``. Never touches ``[I]``."""
-        h = self.bundle.history
-        starts, ends = h.indptr[contacts], h.indptr[contacts + 1]
-        lengths = ends - starts
-        if not len(contacts) or not lengths.sum():
-            empty = np.zeros(0, np.int64)
-            return empty, empty, empty
-        entry = np.repeat(np.arange(len(contacts)), lengths)
-        # positions of every entry in ``h.indices``: each contact's start plus its offset in the run
-        offsets = np.arange(len(entry)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        idx = h.indices[starts[entry] + offsets]
-        order = np.argsort(idx, kind="stable")
-        ranked = idx[order]
-        first = np.concatenate([[True], ranked[1:] != ranked[:-1]])
-        inverse = np.empty(len(idx), np.int64)
-        inverse[order] = np.cumsum(first) - 1
-        return ranked[first], inverse, entry
-
-    @staticmethod
-    def _sum(scored: Scored, per_contact: np.ndarray) -> np.ndarray:
-        """``[m]`` sum of ``per_contact [C]`` over the contacts who engaged with each of ``c_items``."""
-        return np.bincount(scored.c_inverse, weights=per_contact[scored.c_entry], minlength=len(scored.c_items))
 
     @staticmethod
     def _lookup(items: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -227,10 +203,31 @@ class Recommender:
                     else:
                         scores[pool] = emb[pool] @ uvec
             parts = [found[kind][j] for kind in self.ann] + list(table.values())
-            retrieved = np.concatenate(parts) if parts else None      # None: all exact; made distinct in _finish
             j += 1
+            if use_table and self.facts is not None:
+                out.append(self._with_facts(u, scores, parts, table or None))
+                continue
+            retrieved = np.concatenate(parts) if parts else None      # None: all exact; made distinct in _finish
             out.append(self._finish(u, scores, True, uvec, retrieved, table or None))
         return out
+
+    def _with_facts(self, u: int, scores: np.ndarray, parts: list[np.ndarray],
+                    table: dict[str, np.ndarray] | None) -> Scored:
+        """:meth:`_finish` for a known user from their precomputed contact facts (same numbers)."""
+        items, item_scores, facts = self.facts.row(u)
+        scores[items] = item_scores
+        retrieved = None
+        if parts:
+            # The retrieved items and the contacts' items, each once (a mark instead of a sort).
+            row = np.concatenate(parts)
+            row = distinct(row) if self.ann else row      # an ANN search may repeat an item
+            seen = np.zeros(len(scores), bool)
+            seen[row] = True
+            retrieved = np.concatenate([row, items[~seen[items]]])
+        h = self.bundle.history
+        none = np.zeros(0, np.int64)
+        return Scored(scores, None, h.indices[h.indptr[u]:h.indptr[u + 1]], *self.contacts.of(u), items, none, none,
+                      scored_items=retrieved, table=table, facts=facts)
 
     def _finish(self, u: int, scores: np.ndarray, known: bool, uvec: np.ndarray | None = None,
                 retrieved: np.ndarray | None = None, table: dict[str, np.ndarray] | None = None) -> Scored:
@@ -239,16 +236,14 @@ class Recommender:
         not; the items of ANN kinds with a score are ``retrieved`` plus those."""
         b = self.bundle
         if u >= 0:
-            lo, hi = self._c_indptr[u], self._c_indptr[u + 1]
-            contacts, weight = self._c_user[lo:hi], self._c_weight[lo:hi]
-            strength, inner = self._c_strength[lo:hi], self._c_inner[lo:hi]
+            contacts, weight, strength, inner = self.contacts.of(u)
             consumed = b.history.indices[b.history.indptr[u]:b.history.indptr[u + 1]]
         else:
             contacts = np.zeros(0, np.int64)
             weight = strength = np.zeros(0, np.float32)
             inner = np.zeros(0, bool)
             consumed = np.zeros(0, np.int64)
-        entries = self._contact_entries(contacts)
+        entries = self.contacts.entries(contacts)
         if retrieved is not None:
             retrieved = distinct(np.concatenate([retrieved, entries[0]]))
         scored = Scored(scores, None if known else "popular", consumed, contacts, weight, strength, inner,
@@ -257,7 +252,7 @@ class Recommender:
             return scored
         if uvec is not None:
             scores[entries[0]] = self._item_emb[entries[0]] @ uvec
-        support = self._sum(scored, weight.astype(np.float64))
+        support = support_sum(scored, weight.astype(np.float64))
         if known:
             if self.support_weight:
                 scores[entries[0]] += np.float32(self.support_weight) * np.log1p(support).astype(np.float32)
@@ -274,7 +269,7 @@ class Recommender:
         scored = self.score(user_id)
         out = np.zeros(self.idmap.num_items, np.float32)
         if len(scored.c_items):
-            out[scored.c_items] = self._sum(scored, scored.weight.astype(np.float64))
+            out[scored.c_items] = support_sum(scored, scored.weight.astype(np.float64))
         return out
 
     def candidates(self, scored: Scored, n_per_kind: int, kinds: list[str] | None = None,
@@ -314,14 +309,8 @@ class Recommender:
             at = np.minimum(np.searchsorted(items, cand), len(items) - 1)
             hit = items[at] == cand
             at = at[hit]
-            strength = scored.strength.astype(np.float64)[scored.c_entry]                # [e]
-            inner = scored.inner[scored.c_entry]
-            inner_support[hit] = np.bincount(scored.c_inverse, weights=np.where(inner, strength, 0.0),
-                                             minlength=len(items))[at]
-            engaged[hit] = np.bincount(scored.c_inverse, minlength=len(items))[at]
-            outer_max = np.zeros(len(items), np.float64)
-            np.maximum.at(outer_max, scored.c_inverse[~inner], strength[~inner])
-            outer_strength[hit] = outer_max[at]
+            per_item = scored.facts if scored.facts is not None else aggregates(scored)
+            inner_support[hit], engaged[hit], outer_strength[hit] = (a[at] for a in per_item)
         mine = scored.consumed
         owner = self.owner_idx[cand]
         # Marks over the (small) id spaces instead of set operations: cheaper per request.

@@ -24,6 +24,9 @@ class Scored:
     scored_items: np.ndarray | None = None   # retrieval: the only items of retrieved kinds with a score
                                              # (the others hold garbage; never read them)
     table: dict[str, np.ndarray] | None = None   # candidate-table rows used, per kind
+    # precomputed per c_item (serving.contact_facts): inner_support, engaged, outer_strength [m];
+    # when set, c_inverse and c_entry are empty
+    facts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def top_n(s: np.ndarray, n: int) -> np.ndarray:
