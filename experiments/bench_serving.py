@@ -1,19 +1,22 @@
 """Load test of /recommend: guanxi (policy on) vs a trivial BentoML endpoint, same run, same machine.
 
-    .venv/bin/python experiments/bench_serving.py [--users 20000] [--content-per-user 5] [--seconds 10] [--rounds 3]
+    .venv/bin/python experiments/bench_serving.py [--users 20000] [--content-per-user 5] [--seconds 5] [--rounds 6]
 
 1. A synthetic world with ~100k items (20k users x 5 content items each + accounts and merchants),
    cached in .worlds/; guanxi trained on it (time budget), registered and promoted in
    .bench/mlflow.db (cached: delete .bench to retrain).
 2. The pure serving path in process: median time of Recommender.recommend + policy over 2,000 users,
-   one at a time with every item scored, and in batches of 8 as the service scores them, with and
-   without the candidate table (and the table's build time).
-3. Three `bentoml serve` processes up at once: guanxi (defaults: candidate table on), guanxi with
-   the table off (`GUANXI_TABLE_MAX_SCORES=0`: every item scored) and experiments/trivial_service.py.
-   At 1, 8 and 32 connections, `--rounds` alternating `wrk` runs (one per server in turn, so all
-   three see the same machine) from this machine; a Lua script spreads requests over 5,000 random
-   users (known users plus 5 % unknown ones, served by the fallback). Reported: medians per
-   endpoint and the median of the per-round guanxi/trivial throughput ratios.
+   one at a time with every item scored, one at a time through the candidate table and contact
+   facts (as the service scores them), and in batches of 8 with and without them (and the time
+   to build the table and the facts).
+3. Four `bentoml serve` processes up at once: guanxi (defaults: candidate table on), guanxi with
+   the table off (`GUANXI_TABLE_MAX_SCORES=0`: every item scored), experiments/trivial_service.py
+   (the yardstick, Python's default GC) and the same trivial endpoint with guanxi's GC settings
+   (`trivial-gc`, serving/gc_settings.py). At 1, 8 and 32 connections, `--rounds` alternating
+   `wrk` runs (one per server in turn, so all see the same machine) from this machine; a Lua
+   script spreads requests over 5,000 random users (known users plus 5 % unknown ones, served by
+   the fallback). Reported: medians per endpoint, the median of the per-round throughput ratios
+   to the trivial endpoint, and guanxi's to trivial-gc.
 Writes experiments/results/bench_serving.json and prints a Markdown table.
 """
 from __future__ import annotations
@@ -89,6 +92,14 @@ def in_process(uri: str, n: int = 2000, batch: int = 8) -> dict:
             times.append(time.perf_counter() - t)
         return times
 
+    def one_table(rec: Recommender) -> list[float]:
+        times = []
+        for u in users:
+            t = time.perf_counter()
+            rec.recommend(u, 20, policy, scored=rec.score_many([u])[0])
+            times.append(time.perf_counter() - t)
+        return times
+
     def batched(rec: Recommender) -> list[float]:
         times = []
         for lo in range(0, n, batch):
@@ -99,13 +110,14 @@ def in_process(uri: str, n: int = 2000, batch: int = 8) -> dict:
             times.append((time.perf_counter() - t) / len(group))
         return times
 
-    single, exact_b, table_b = one(exact), batched(exact), batched(table)
+    single, single_t, exact_b, table_b = one(exact), one_table(table), batched(exact), batched(table)
     ms = lambda x: 1000 * statistics.median(x)  # noqa: E731
     return {"items": int(exact.idmap.num_items), "users": int(exact.idmap.num_users),
             "model_version": served.version, "median_ms": ms(single),
-            "p99_ms": 1000 * float(np.percentile(single, 99)),
+            "p99_ms": 1000 * float(np.percentile(single, 99)), "table_one_at_a_time_ms": ms(single_t),
             f"batch{batch}_exact_ms_per_request": ms(exact_b), f"batch{batch}_table_ms_per_request": ms(table_b),
-            "table_build_s": build, "table_kinds": {k: list(v.shape) for k, v in table.tables.items()}}
+            "table_build_s": build, "table_kinds": {k: list(v.shape) for k, v in table.tables.items()},
+            "contact_fact_entries": int(len(table.facts.items)) if table.facts is not None else 0}
 
 
 def lua_script(users: np.ndarray, path: Path) -> Path:
@@ -156,6 +168,7 @@ def side_by_side(ports: dict[str, int], seconds: int, rounds: int, script: Path,
     endpoint the median of its per-round throughput ratios to the trivial one."""
     rows: dict[str, list[dict]] = {label: [] for label in ports}
     ratios: dict[str, dict[str, float]] = {label: {} for label in ports if label != "trivial"}
+    vs_gc: dict[str, float] = {}          # guanxi against the trivial endpoint with guanxi's GC settings
     for c in (1, 8, 32):
         runs: dict[str, list[dict]] = {label: [] for label in ports}
         for _ in range(rounds):
@@ -173,7 +186,11 @@ def side_by_side(ports: dict[str, int], seconds: int, rounds: int, script: Path,
             ratios[label][str(c)] = statistics.median(per_round)
             print(f"  w{workers} {label}/trivial req/s at c={c}: {ratios[label][str(c)]:.2f} "
                   f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)})", flush=True)
-    return {"workers": workers, **rows, "throughput_ratio": ratios}
+        per_round = [g["req_per_s"] / t["req_per_s"] for g, t in zip(runs["guanxi"], runs["trivial-gc"])]
+        vs_gc[str(c)] = statistics.median(per_round)
+        print(f"  w{workers} guanxi/trivial-gc req/s at c={c}: {vs_gc[str(c)]:.2f} "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)})", flush=True)
+    return {"workers": workers, **rows, "throughput_ratio": ratios, "guanxi_vs_trivial_gc": vs_gc}
 
 
 def main() -> None:
@@ -181,8 +198,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--content-per-user", type=float, default=5.0)
     parser.add_argument("--budget", type=float, default=150.0, help="training seconds")
-    parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per client count")
+    # Short alternating runs: the shared machine's load changes within seconds, and a ratio taken
+    # from two adjacent 5 s runs is less disturbed by it than one from two 10 s runs.
+    parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating runs per client count")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -205,7 +224,8 @@ def main() -> None:
         env = server_env(tracking_uri=uri, events_db=str(events), workers=workers, poll_seconds=10)
         servers = {"guanxi": ("serving.service:Guanxi", None, env),
                    "guanxi-exact": ("serving.service:Guanxi", None, {**env, "GUANXI_TABLE_MAX_SCORES": "0"}),
-                   "trivial": ("trivial_service:Trivial", ROOT / "experiments", env)}
+                   "trivial": ("trivial_service:Trivial", ROOT / "experiments", env),
+                   "trivial-gc": ("trivial_service:Trivial", ROOT / "experiments", {**env, "TRIVIAL_SETTLE_GC": "1"})}
         procs: dict[str, object] = {}
         ports: dict[str, int] = {}
         try:
@@ -222,7 +242,7 @@ def main() -> None:
     print("| workers | endpoint | clients | p50 ms | p99 ms | req/s | non-2xx | guanxi/trivial req/s |")
     print("|---|---|---|---|---|---|---|---|")
     for run in result["runs"]:
-        for label in ("guanxi", "guanxi-exact", "trivial"):
+        for label in ("guanxi", "guanxi-exact", "trivial", "trivial-gc"):
             for r in run[label]:
                 ratio = run["throughput_ratio"][label][str(r["connections"])] if label != "trivial" else None
                 print(f"| {run['workers']} | {label} | {r['connections']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "

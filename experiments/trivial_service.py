@@ -12,6 +12,14 @@ import bentoml
 @bentoml.service(name="trivial", workers=int(os.environ.get("GUANXI_WORKERS", "1")),
                  logging={"access": {"enabled": False}})
 class Trivial:
+    def __init__(self) -> None:
+        # TRIVIAL_SETTLE_GC=1: the garbage-collector settings guanxi's workers use, so that the load
+        # test can compare against the framework alone with or without them.
+        if os.environ.get("TRIVIAL_SETTLE_GC"):
+            from serving.gc_settings import settle_after_startup, thresholds_from_env
+
+            settle_after_startup(thresholds_from_env())
+
     @bentoml.api(route="/recommend")
     async def recommend(self, user_id: str, k: int = 20) -> dict:
         return {"user_id": user_id, "model_version": "0", "fallback": None, "items": []}

@@ -7,7 +7,6 @@ and ``/docs.json`` (OpenAPI).
 """
 from __future__ import annotations
 
-import gc
 import hmac
 import logging
 import os
@@ -18,6 +17,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from serving.errors import FieldErrorMiddleware
+from serving.gc_settings import settle_after_startup
 from serving.schemas import MAX_BATCH, MAX_MUTES, FeedbackEvent, Id, Kind, Recommendation
 
 logger = logging.getLogger(__name__)
@@ -71,10 +71,9 @@ class Guanxi:
                                                     cache_dir=self.settings.model_cache,
                                                     tracking_uri=tracking, ann=ann),
                                      SQLiteEventStore(self.settings.events_db), load_policy(self.settings.policy))
-        # Everything loaded so far lives as long as the worker: keep the GC from rescanning it
-        # (GC pauses drove the latency tail).
-        gc.collect()
-        gc.freeze()
+        # Everything loaded so far lives as long as the worker: keep the GC from rescanning it, and
+        # make full collections rare (GC pauses drove the latency tail; serving/gc_settings.py).
+        settle_after_startup(self.settings.gc_thresholds)
 
     def __is_ready__(self) -> bool:
         return self.api.holder.current is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from serving.gc_settings import DEFAULT_THRESHOLDS, thresholds_from_env
+
 DEFAULT_MODEL_URI = "models:/guanxi@champion"
 
 
@@ -27,6 +29,8 @@ class ServeSettings:
         table_depth: ``GUANXI_TABLE_DEPTH``, 600: items per user and kind in the table.
         model_cache: ``GUANXI_MODEL_CACHE``: where workers share downloaded versions (default under
             the system temp dir).
+        gc_thresholds: ``GUANXI_GC_THRESHOLDS``, ``5000,10,100``: the garbage collector's thresholds
+            in each worker (:mod:`serving.gc_settings`).
     """
 
     model_uri: str = DEFAULT_MODEL_URI
@@ -41,6 +45,7 @@ class ServeSettings:
     table_max_scores: int = 4_000_000_000
     table_depth: int = 600
     model_cache: str | None = None
+    gc_thresholds: tuple[int, int, int] = DEFAULT_THRESHOLDS
 
     @classmethod
     def from_env(cls) -> "ServeSettings":
@@ -62,4 +67,5 @@ class ServeSettings:
                    ann_nprobe=number("GUANXI_ANN_NPROBE", "64", int),
                    table_max_scores=number("GUANXI_TABLE_MAX_SCORES", "4000000000", int),
                    table_depth=number("GUANXI_TABLE_DEPTH", "600", int),
-                   model_cache=os.environ.get("GUANXI_MODEL_CACHE") or None)
+                   model_cache=os.environ.get("GUANXI_MODEL_CACHE") or None,
+                   gc_thresholds=thresholds_from_env())
