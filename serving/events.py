@@ -57,15 +57,12 @@ class EventStore(Protocol):
     def append(self, events: list[dict]) -> int: ...
     def log_impressions(self, user_id: str, item_ids: list[str], ts: int, model_version: str) -> None: ...
     def log_impressions_many(self, slates: list[tuple[str, list[str], int, str]]) -> None: ...
-    def impression_counts(self, user_id: str, since_ts: int) -> dict[str, int]:
-        """item_id -> impressions of the user at or after ``since_ts``."""
-        # Every slate's JSON array, brackets stripped, joined into one string: one parse and a
-        # count in C, however many slates the user was shown (the loop per slate cost more).
-        (joined,) = self._conn().execute(
-            "SELECT group_concat(substr(items, 2, length(items) - 2), ',') FROM impression_slates "
-            "WHERE user_id = ? AND ts >= ? AND items != '[]'", (user_id, since_ts)).fetchone()
-        return Counter(json.loads(f"[{joined}]")) if joined else {}
-
+    def impression_counts(self, user_id: str, since_ts: int) -> dict[str, int]: ...
+    def settings(self, user_id: str) -> UserSettings: ...
+    def update_settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
+                        unmute: list[str]) -> UserSettings: ...
+    def events_since(self, seq: int) -> pd.DataFrame: ...
+    def impressions_since(self, seq: int) -> pd.DataFrame: ...
     def prune_impressions(self, before_ts: int) -> int: ...
     def forget(self, user_id: str) -> dict[str, int]: ...
     def forgotten_users(self) -> set[str]: ...
@@ -161,13 +158,12 @@ class SQLiteEventStore:
 
     def impression_counts(self, user_id: str, since_ts: int) -> dict[str, int]:
         """item_id -> impressions of the user at or after ``since_ts``."""
-        rows = self._conn().execute("SELECT items FROM impression_slates WHERE user_id = ? AND ts >= ?",
-                                    (user_id, since_ts)).fetchall()
-        counts: dict[str, int] = {}
-        for (items,) in rows:
-            for item in json.loads(items):
-                counts[item] = counts.get(item, 0) + 1
-        return counts
+        # Every slate's JSON array, brackets stripped, joined into one string: one parse and a
+        # count in C, however many slates the user was shown (the loop per slate cost more).
+        (joined,) = self._conn().execute(
+            "SELECT group_concat(substr(items, 2, length(items) - 2), ',') FROM impression_slates "
+            "WHERE user_id = ? AND ts >= ? AND items != '[]'", (user_id, since_ts)).fetchone()
+        return Counter(json.loads(f"[{joined}]")) if joined else {}
 
     def prune_impressions(self, before_ts: int) -> int:
         """Delete impressions older than ``before_ts``; returns how many."""
