@@ -32,6 +32,7 @@ class TrainConfig:
     patience: int = 10
     eval_every: int = 1
     valid_fraction: float = 0.1
+    valid_max_per_user: int = 0
     seed: int = 0
     inner_weight: float = 1.0
     outer_weight: float = 0.3
@@ -62,6 +63,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.layers < 0:
             raise ValueError(f"layers must be >= 0, got {self.layers}")
+        if self.valid_max_per_user < 0:
+            raise ValueError(f"valid_max_per_user must be >= 0 (0 = no cap), got {self.valid_max_per_user}")
         if not 0.0 < self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.lr <= 0 or self.temperature <= 0:

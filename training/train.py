@@ -95,7 +95,7 @@ def _csr(u: np.ndarray, i: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
 def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
     """Carve validation, estimate tie strength and circles on training events, build graphs."""
     start = time.perf_counter()
-    ds = carve_validation(dataset, config.valid_fraction, config.seed)
+    ds = carve_validation(dataset, config.valid_fraction, config.seed, config.valid_max_per_user)
     idmap = IdMap.from_dataset(ds)
     kinds = ds.items.set_index(ds.items["item_id"].astype(str))["kind"]
     item_kind = kinds.reindex(idmap.item_ids.astype(str)).to_numpy().astype(str)
