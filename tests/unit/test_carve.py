@@ -1,4 +1,6 @@
 """The validation carve: per-user share, the optional per-user cap, the test split untouched."""
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,8 +25,7 @@ def test_cap_holds_one_item_per_user_and_spares_light_users():
 
 def test_capped_carve_by_time_takes_each_users_newest(tiny_world):
     ds = tiny_world.dataset
-    carved = carve_validation(ds.__class__(ds.name, ds.users, ds.items, ds.ties, ds.pair_events,
-                                           ds.train, ds.train.iloc[:0], ds.test), 0.1, 0, max_per_user=1)
+    carved = carve_validation(replace(ds, valid=ds.train.iloc[:0]), 0.1, 0, max_per_user=1)
     assert carved.valid.groupby("user_id").size().max() == 1
     assert len(carved.train) + len(carved.valid) == len(ds.train)
     assert carved.test.equals(ds.test)
