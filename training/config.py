@@ -19,7 +19,7 @@ class TrainConfig:
     """Every key is documented in ``training/default.yaml`` and README.md."""
 
     model: str = "guanxi"
-    dim: int = 128
+    dim: int = 64
     layers: int = 3
     loss: str = "auto"
     negatives: int = 1024
@@ -32,7 +32,7 @@ class TrainConfig:
     patience: int = 10
     eval_every: int = 1
     valid_fraction: float = 0.1
-    valid_max_per_user: int = 1
+    valid_max_per_user: int = 0
     seed: int = 0
     inner_weight: float = 1.0
     outer_weight: float = 0.3
