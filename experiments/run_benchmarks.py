@@ -1,6 +1,6 @@
 """Run the experiment plan (experiments/plan.yaml): one `guanxi train` per row, tracked in MLflow.
 
-    .venv/bin/python experiments/run_benchmarks.py [--only SUBSTRING ...] [--tracking-uri URI]
+    .venv/bin/python experiments/run_benchmarks.py [--only NAME-OR-SUBSTRING ...] [--tracking-uri URI]
 
 Each row writes experiments/results/runs/<name>.json (the metrics JSON) and an MLflow run tagged
 with the row's name and variant; rows whose JSON already exists are skipped (--force re-runs).
@@ -34,13 +34,15 @@ def command_for(row: dict, tracking_uri: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", default=str(HERE / "plan.yaml"))
-    parser.add_argument("--only", nargs="*", help="run rows whose name contains any of these")
+    parser.add_argument("--only", nargs="*", help="run rows whose name contains any of these (a value that "
+                        "is a row's whole name selects that row alone)")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--tracking-uri", default=f"sqlite:///{ROOT / 'mlflow.db'}")
     args = parser.parse_args()
     rows = yaml.safe_load(Path(args.plan).read_text())["runs"]
+    names = {row["name"] for row in rows}
     for row in rows:
-        if args.only and not any(s in row["name"] for s in args.only):
+        if args.only and not any(s == row["name"] if s in names else s in row["name"] for s in args.only):
             continue
         out = HERE / "results" / "runs" / f"{row['name']}.json"
         if out.exists() and not args.force:
