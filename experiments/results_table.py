@@ -6,7 +6,8 @@ Reads every run tagged ``bench`` (experiments/run_benchmarks.py sets it), groups
 model and variant, and reports the mean and standard deviation over seeds. The last column names
 every config key where a run differs from what its plan row resolves to under today's defaults
 (empty = the row is current); a run that finished inside today's ``time_budget`` is not flagged
-for it, nor world rows (their own validation split) for the carve keys. Writes experiments/results/results.md and prints it.
+for it, nor world rows (their own validation split) for the carve keys. Writes
+experiments/results/results.md and prints it.
 """
 from __future__ import annotations
 
