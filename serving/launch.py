@@ -7,6 +7,7 @@ flags into that environment, checks the model resolves before anything starts, r
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import psutil
 
 SERVICE = "serving.service:Guanxi"
 
@@ -97,18 +100,51 @@ def wait_ready(proc: subprocess.Popen, host: str, port: int, timeout: float = 12
     raise RuntimeError(f"the server was not ready at {url} within {timeout:.0f}s")
 
 
-def stop_server(proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    """SIGTERM the server's process group, then SIGKILL if it lingers."""
-    if proc.poll() is not None:
-        return
+def _server_tree(proc: subprocess.Popen) -> list[psutil.Process]:
+    """The server's descendants (its workers), found while the server still lives: BentoML starts
+    each worker in a session of its own, so signalling the server's process group misses them."""
     try:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.wait()
+        return psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def stop_server(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the server's process group, then SIGKILL it and its workers if they linger.
+
+    The server stops its own workers on SIGTERM; a worker still alive ``timeout`` seconds later
+    (or orphaned by a server that died) is killed, so no worker outlives this call.
+    """
+    workers = _server_tree(proc)
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    for worker in alive:
+        worker.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def kill_server(proc: subprocess.Popen) -> None:
+    """SIGKILL the server and every worker at once: a crash, with no chance to clean up."""
+    workers = _server_tree(proc)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    for worker in workers:
+        try:
+            worker.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()
+    psutil.wait_procs(workers, timeout=5)
 
 
 def curl_example(host: str, port: int, user_id: str = "u1") -> str:

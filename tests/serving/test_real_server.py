@@ -11,9 +11,10 @@ import threading
 import time
 import urllib.request
 
+import psutil
 import pytest
 
-from serving.launch import free_port, server_env, start_server, stop_server, wait_ready
+from serving.launch import free_port, kill_server, server_env, start_server, stop_server, wait_ready
 from training.cli import main
 
 pytestmark = pytest.mark.slow
@@ -110,8 +111,7 @@ def test_every_acknowledged_event_survives_a_killed_server(registry, tmp_path):
         sender = threading.Thread(target=send)
         sender.start()
         time.sleep(3.0)
-        os.killpg(proc.pid, signal.SIGKILL)             # mid-stream, no chance to clean up
-        proc.wait()
+        kill_server(proc)                               # mid-stream, no chance to clean up
         stop.set()
         sender.join()
     finally:
@@ -126,8 +126,11 @@ def test_demo_serves_the_champion_until_interrupted(tmp_path):
     port = free_port()
     cmd = [sys.executable, "-m", "training.cli", "demo", "--users", "400", "--time-budget", "3",
            "--dir", str(tmp_path / "demo"), "--port", str(port)]
+    # Started as a terminal starts it: Ctrl-C (SIGINT) at its default even when the test run itself
+    # was started in the background, where the shell leaves SIGINT ignored for every child.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-                            env={**os.environ, "BENTOML_DO_NOT_TRACK": "True"}, start_new_session=True)
+                            env={**os.environ, "BENTOML_DO_NOT_TRACK": "True"}, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     try:
         deadline = time.monotonic() + 300
@@ -145,10 +148,18 @@ def test_demo_serves_the_champion_until_interrupted(tmp_path):
         body = json.loads(out)
         assert body["model_version"] == "1" and len(body["items"]) == 5
     finally:
+        try:
+            server = psutil.Process(proc.pid).children(recursive=True)  # its server and workers
+        except psutil.NoSuchProcess:
+            server = []
         os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(timeout=30)
+            tail = proc.communicate(timeout=60)[0]          # keeps draining the pipe while it stops
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0
+            tail = proc.communicate()[0]
+        _, left = psutil.wait_procs(server, timeout=10)
+        for leftover in left:
+            leftover.kill()
+    assert proc.returncode == 0, tail[-3000:]
+    assert not left, f"the demo left {len(left)} server processes running"
