@@ -112,8 +112,10 @@ def _server_tree(proc: subprocess.Popen) -> list[psutil.Process]:
 def stop_server(proc: subprocess.Popen, timeout: float = 20.0) -> None:
     """SIGTERM the server's process group, then SIGKILL it and its workers if they linger.
 
-    The server stops its own workers on SIGTERM; a worker still alive ``timeout`` seconds later
-    (or orphaned by a server that died) is killed, so no worker outlives this call.
+    The server stops its own workers on SIGTERM. The workers are found before any signal, so a
+    worker still alive 5 s after the server has gone is killed and none outlives this call (a
+    server already dead when called has lost track of its workers: use :func:`kill_server` to
+    crash one on purpose).
     """
     workers = _server_tree(proc)
     if proc.poll() is None:
@@ -125,9 +127,17 @@ def stop_server(proc: subprocess.Popen, timeout: float = 20.0) -> None:
             proc.wait()
         except ProcessLookupError:
             pass
-    _, alive = psutil.wait_procs(workers, timeout=5)
+    _reap(workers, grace=5.0)
+
+
+def _reap(workers: list[psutil.Process], grace: float) -> None:
+    """Give ``workers`` ``grace`` seconds to exit, then SIGKILL and wait for any still alive."""
+    _, alive = psutil.wait_procs(workers, timeout=grace)
     for worker in alive:
-        worker.kill()
+        try:
+            worker.kill()
+        except psutil.NoSuchProcess:
+            pass
     psutil.wait_procs(alive, timeout=5)
 
 
@@ -138,13 +148,8 @@ def kill_server(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    for worker in workers:
-        try:
-            worker.kill()
-        except psutil.NoSuchProcess:
-            pass
     proc.wait()
-    psutil.wait_procs(workers, timeout=5)
+    _reap(workers, grace=0.0)
 
 
 def curl_example(host: str, port: int, user_id: str = "u1") -> str:
