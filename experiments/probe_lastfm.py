@@ -15,6 +15,10 @@ and seed it trains guanxi and reports the derived test's recall@20 and ndcg@20 t
 - ``known_graph``: the same parameters propagated over every known interaction (train plus the
   carved validation), the graph serving would hold.
 
+With ``--curves PNG`` it also traces the derived test at every epoch (``train``'s ``monitor``
+hook: it watches, the checkpoint is still chosen on the inner validation), keeps each run's curve
+in the JSON and plots derived test against inner validation, one panel per variant.
+
 Writes ``experiments/results/probe_lastfm.json`` and prints a Markdown table.
 """
 from __future__ import annotations
@@ -33,8 +37,8 @@ from features.schema import Dataset
 from features.split import carve_validation
 from training.adjacency import build_adjacency, interaction_weights, owner_edges, social_edges
 from training.config import TrainConfig, load_config
-from training.evaluate import evaluate_ranking
-from training.train import TrainResult, make_scorers, train
+from training.evaluate import ScoreFn, evaluate_ranking
+from training.train import Prepared, TrainResult, make_scorers, train
 
 OUT = Path(__file__).parent / "results" / "probe_lastfm.json"
 DEFAULT_VARIANTS = ["default", "dim=128", "layers=2", "layers=4", "negatives=4096"]
@@ -66,11 +70,63 @@ def known_graph_metrics(result: TrainResult, config: TrainConfig) -> dict:
         result.model.adjacency = trained
 
 
+def derived_test_monitor(score: ScoreFn, fallback: ScoreFn, prep: Prepared) -> dict:
+    """Derived-test recall@20 and ndcg@20 of one epoch's scorers (``train``'s ``monitor``)."""
+    m = evaluate_ranking(score, prep.test_task, fallback, breakdowns=False)
+    return {f"derived_test_{k}": m[k] for k in ("recall_at_20", "ndcg_at_20")}
+
+
+def chosen_epoch(curve: list[list[float]], patience: int) -> int:
+    """The epoch early stopping with ``patience`` picks from ``curve`` rows ``[epoch, valid
+    recall@20, ...]`` (the first best before ``patience`` evaluations without a gain)."""
+    best, epoch, bad = -1.0, 0, 0
+    for row in curve:
+        if row[1] > best:
+            best, epoch, bad = row[1], row[0], 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    return int(epoch)
+
+
+def plot_curves(rows: list[dict], path: Path, patience: int = 10) -> None:
+    """One panel per variant: derived-test recall@20 (solid) and inner-validation recall@20
+    (dotted) per epoch, one colour per seed, circled where early stopping with ``patience``
+    (the default's) would have taken the checkpoint."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4), squeeze=False, sharey=True)
+    for ax, variant in zip(axes[0], variants):
+        for n, r in enumerate(x for x in rows if x["variant"] == variant):
+            colour = f"C{n}"
+            epochs = [c[0] for c in r["curve"]]
+            ax.plot(epochs, [c[2] for c in r["curve"]], color=colour, label=f"seed {r['seed']}: derived test")
+            ax.plot(epochs, [c[1] for c in r["curve"]], color=colour, linestyle=":", alpha=0.7,
+                    label=f"seed {r['seed']}: inner validation")
+            pick = chosen_epoch(r["curve"], patience)
+            chosen = next(c for c in r["curve"] if c[0] == pick)
+            ax.plot([chosen[0]], [chosen[2]], "o", color=colour, fillstyle="none", markersize=9)
+        ax.set_title(variant, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0.2, None)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"recall@20 (circle: the checkpoint patience {patience} takes)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--curves", type=Path, default=None,
+                        help="trace the derived test per epoch and plot it to this PNG")
     args = parser.parse_args(argv)
     dataset = load_dataset("lastfm-sociallgn")
     rows = []
@@ -79,18 +135,24 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             config = load_config(None, overrides + [f"seed={seed}"])
             start = time.perf_counter()
-            result = train(derived_split(dataset, seed), config, progress=False)
+            result = train(derived_split(dataset, seed), config, progress=False,
+                           monitor=derived_test_monitor if args.curves else None)
             known = known_graph_metrics(result, config)
             row = {"variant": variant, "seed": seed, "best_epoch": result.best_epoch,
                    "seconds": round(time.perf_counter() - start, 1),
                    "valid_recall_at_20": result.metrics["valid"]["recall_at_20"],
                    "train_graph": {k: result.metrics[k] for k in ("recall_at_20", "ndcg_at_20")},
                    "known_graph": {k: known[k] for k in ("recall_at_20", "ndcg_at_20")}}
+            if args.curves:
+                row["curve"] = [[h["epoch"], h["valid_recall_at_20"], h["derived_test_recall_at_20"],
+                                 h["derived_test_ndcg_at_20"]] for h in result.history if "valid_recall_at_20" in h]
             rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+            print(json.dumps({k: v for k, v in row.items() if k != "curve"}), file=sys.stderr, flush=True)
     args.out.write_text(json.dumps({"protocol": "LastFM SocialLGN train; derived test = carved validation "
                                                 "(seed 100 + seed); real test never read", "rows": rows},
                                    indent=2))
+    if args.curves:
+        plot_curves(rows, args.curves)
     print("| variant | seed | best epoch | s | valid r@20 | derived test r@20 / n@20 (train graph) | "
           "(known graph) |\n|---|---|---|---|---|---|---|")
     for r in rows:

@@ -31,7 +31,7 @@ from training.adjacency import (
 )
 from training import distributed
 from training.config import TrainConfig
-from training.evaluate import RankingTask, evaluate_ranking
+from training.evaluate import RankingTask, ScoreFn, evaluate_ranking
 from training.model import GraphRecommender
 from training.sampled import SampledTrainer
 
@@ -167,11 +167,16 @@ def make_scorers(model: GraphRecommender | None, prep: Prepared, social: bool
 
 def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
           on_epoch: Callable[[dict], None] | None = None,
-          warm_start: Callable[[torch.nn.Module, IdMap], int] | None = None) -> TrainResult:
+          warm_start: Callable[[torch.nn.Module, IdMap], int] | None = None,
+          monitor: Callable[[ScoreFn, ScoreFn, Prepared], dict] | None = None) -> TrainResult:
     """Train ``config.model`` on ``dataset`` and evaluate the best-validation checkpoint on test.
 
     ``warm_start(model, idmap)``, when given, initialises the fresh model (e.g. from the champion's
     weights where ids persist) before the first step and returns how many rows it copied.
+    ``monitor(score, fallback, prepared)``, when given, runs after every validation with the
+    epoch's scorers; the numbers it returns join that epoch's history row. It watches, it never
+    selects: the checkpoint is still chosen on validation recall alone (the LastFM probe uses it
+    to trace its derived test, a split cut from training data, epoch by epoch).
     """
     torch.manual_seed(config.seed)
     prep = prepare(dataset, config)
@@ -248,6 +253,8 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
                 score, fallback = make_scorers(model, prep, social)
                 v = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
                 row.update({f"valid_{k}": v[k] for k in ("recall_at_20", "ndcg_at_20")})
+                if monitor is not None:
+                    row.update(monitor(score, fallback, prep))
                 if v["recall_at_20"] > best_recall:
                     best_recall, best_epoch, bad = v["recall_at_20"], epoch, 0
                     best_state = copy.deepcopy(model.state_dict())

@@ -1,4 +1,7 @@
 """Every model through one contract, on data with a known right answer."""
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,7 +9,10 @@ import torch
 
 from features.schema import Dataset, empty_events, empty_pair_events, make_events, make_items
 from training.config import TrainConfig
+from training.evaluate import evaluate_ranking
 from training.train import train
+
+PROBE = Path(__file__).resolve().parents[2] / "experiments" / "probe_lastfm.py"
 
 MODELS = ["popular", "bpr", "lightgcn", "lightgcn-s", "guanxi"]
 
@@ -75,6 +81,30 @@ def test_training_is_deterministic_per_seed(checkerboard):
     assert torch.equal(a.model.embedding.weight, b.model.embedding.weight)
     assert a.metrics["recall_at_20"] == b.metrics["recall_at_20"]
     assert not torch.equal(a.model.embedding.weight, c.model.embedding.weight)
+
+
+def test_monitor_watches_every_epoch_without_changing_the_choice(checkerboard):
+    """``monitor`` adds its numbers to each history row; training and the checkpoint stay as
+    they are, and early stopping replayed from the history picks the same epoch."""
+    spec = importlib.util.spec_from_file_location("probe_lastfm", PROBE)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+
+    def watch(score, fallback, prep):
+        m = evaluate_ranking(score, prep.test_task, fallback, breakdowns=False)
+        return {"watched_recall_at_20": m["recall_at_20"]}
+
+    config = TrainConfig(model="guanxi", max_epochs=25, patience=3, dim=16, lr=0.01, seed=1)
+    plain = train(checkerboard, config, progress=False)
+    watched = train(checkerboard, config, progress=False, monitor=watch)
+    assert watched.best_epoch == plain.best_epoch and watched.epochs == plain.epochs
+    assert torch.equal(watched.model.embedding.weight, plain.model.embedding.weight)
+    assert all("watched_recall_at_20" in row for row in watched.history)
+    assert not any("watched_recall_at_20" in row for row in plain.history)
+    best = next(row for row in watched.history if row["epoch"] == watched.best_epoch)
+    assert best["watched_recall_at_20"] == watched.metrics["recall_at_20"]
+    curve = [[r["epoch"], r["valid_recall_at_20"]] for r in watched.history]
+    assert probe.chosen_epoch(curve, config.patience) == watched.best_epoch
 
 
 @pytest.mark.slow
