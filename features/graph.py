@@ -35,6 +35,24 @@ def interaction_pairs(events: pd.DataFrame, idmap: IdMap) -> tuple[np.ndarray, n
     return (key // idmap.num_items).astype(np.int64), (key % idmap.num_items).astype(np.int64)
 
 
+def pair_types(events: pd.DataFrame, idmap: IdMap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`interaction_pairs` with, per pair, the event types seen on it as a bit mask
+    (bit ``t`` set when an event of ``ITEM_EVENT_TYPES[t]`` names the pair), each ``[num_pairs]``."""
+    u = idmap.user_index(events["user_id"])
+    i = idmap.item_index(events["item_id"])
+    t = pd.Index(ITEM_EVENT_TYPES).get_indexer(events["type"].astype(str))
+    ok = (u >= 0) & (i >= 0) & (t >= 0)
+    key = u[ok].astype(np.int64) * idmap.num_items + i[ok]
+    bits = np.left_shift(1, t[ok]).astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    key, bits = key[order], bits[order]
+    first = np.concatenate([[True], key[1:] != key[:-1]]) if len(key) else np.zeros(0, bool)
+    starts = np.flatnonzero(first)
+    mask = np.bitwise_or.reduceat(bits, starts) if len(starts) else np.zeros(0, np.int64)
+    key = key[starts]
+    return (key // idmap.num_items).astype(np.int64), (key % idmap.num_items).astype(np.int64), mask
+
+
 def build_hetero_graph(dataset: Dataset, idmap: IdMap, circles: pd.DataFrame | None) -> HeteroData:
     """Build the typed graph from training events, circles and item ownership.
 

@@ -1,15 +1,20 @@
 """What each endpoint does, without HTTP (the BentoML service in ``service.py`` only adapts).
 
-Holds the served model (:class:`serving.champion.ChampionHolder`), the event log and the policy.
+Holds the served model (:class:`serving.champion.ChampionHolder`), the event log and the policy,
+and follows the event log's forget list: within one poll interval of ``guanxi forget``, the
+forgotten user is served as a stranger (no history, no contacts, no impressions logged) and
+disappears from every other user's reasons and counts.
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from serving.batcher import MicroBatcher
 from serving.champion import ChampionHolder, Served
 from serving.events import EventStore
+from serving.forget_list import ForgetList
 from serving.impressions import ImpressionLog
 from serving.policy import PolicyConfig
 from serving.scores import Scored
@@ -25,17 +30,46 @@ class RecommendationAPI:
 
     Args:
         holder: the served model and its alias follower.
-        store: the event log (feedback, settings, impressions).
+        store: the event log (feedback, settings, impressions, forget list).
         policy: the exposure policy.
+        poll_seconds: how often the forget list is re-read (0: every second).
     """
 
-    def __init__(self, holder: ChampionHolder, store: EventStore, policy: PolicyConfig) -> None:
+    def __init__(self, holder: ChampionHolder, store: EventStore, policy: PolicyConfig,
+                 poll_seconds: float = 10.0) -> None:
         self.holder = holder
         self.store = store
         self.policy = policy
         self._last_prune = 0.0
         self._batcher: MicroBatcher | None = None
         self.impressions = ImpressionLog(store)
+        self._forget_every = poll_seconds if poll_seconds > 0 else 1.0
+        self._forget_lock = threading.Lock()
+        self._forget_read = 0.0
+        self._forget_count = -1
+        self.forget_list: ForgetList = store.forget_list()
+        self._refresh_forgotten(force=True)
+
+    def _refresh_forgotten(self, force: bool = False) -> None:
+        """Re-read the forget list when it changed (checked at most every poll interval) and
+        hand it to the served model when either changed."""
+        now = time.monotonic()
+        if not force and now - self._forget_read < self._forget_every:
+            self._apply_forgotten()
+            return
+        with self._forget_lock:
+            self._forget_read = now
+            count = self.store.forgotten_count()
+            if count != self._forget_count:
+                self.forget_list = self.store.forget_list()
+                self._forget_count = count
+                logger.info("forget list: %d users", len(self.forget_list))
+        self._apply_forgotten()
+
+    def _apply_forgotten(self) -> None:
+        rec = self.holder.current.recommender
+        if rec.forget_list is not self.forget_list:
+            rec.forget(self.forget_list)
 
     def _score_batch(self, user_ids: list[str]) -> list[tuple[Served, Scored]]:
         served = self.holder.current          # one model for the whole batch, even mid-swap
@@ -44,6 +78,7 @@ class RecommendationAPI:
     async def recommend_async(self, user_id: str, k: int = 20, kinds: list[str] | None = None) -> str:
         """:meth:`recommend` with scoring micro-batched across concurrent requests (when that
         saves work: not with the candidate table, where a user's scoring reads only their row)."""
+        self._refresh_forgotten()
         served = self.holder.current
         if not served.recommender.batching_pays:
             scored = served.recommender.score_many([user_id])[0]
@@ -56,23 +91,28 @@ class RecommendationAPI:
     def recommend(self, user_id: str, k: int = 20, kinds: list[str] | None = None,
                   now: float | None = None, served: Served | None = None, scored: Scored | None = None) -> str:
         """The ``/recommend`` response body as JSON text (:mod:`serving.body`); logs the returned
-        slate as impressions."""
+        slate as impressions (never for a forgotten user)."""
+        if served is None:
+            self._refresh_forgotten()
         served = served or self.holder.current  # one model for the whole request, even mid-swap
         now = time.time() if now is None else now
+        forgotten = served.recommender.is_forgotten(user_id)
         settings = self.store.settings(user_id)
         window = int(now - self.policy.frequency_window_hours * 3600)
-        shown = self.impressions.counts(user_id, window) if self.policy.frequency_cap else {}
+        shown = self.impressions.counts(user_id, window) if self.policy.frequency_cap and not forgotten else {}
         fallback, slate = served.recommender.recommend(
             user_id, k, self.policy, kinds=kinds, muted_ids=list(settings.mute),
             commercial_opt_out=settings.commercial_opt_out, impressions=shown, scored=scored)
         ids = served.encoder.ids
-        self.impressions.log(user_id, [ids[s.item_idx] for s in slate], int(now), served.version)
+        if not forgotten:
+            self.impressions.log(user_id, [ids[s.item_idx] for s in slate], int(now), served.version)
         self._maybe_prune(now)
         return served.encoder.encode(user_id, served.version, fallback, slate)
 
     def feedback(self, events: list[dict]) -> dict:
-        """Store a validated batch durably; ``{"accepted": n}`` only after the commit."""
-        return {"accepted": self.store.append(events)}
+        """Store a validated batch durably; ``{"accepted": n, "duplicates": d}`` only after the commit."""
+        result = self.store.append(events)
+        return {"accepted": result.accepted, "duplicates": result.duplicates}
 
     def settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
                  unmute: list[str]) -> dict:

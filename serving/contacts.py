@@ -43,6 +43,19 @@ class Contacts:
             self.inner = np.zeros(0, bool)
             self.indptr = np.zeros(n + 1, np.int64)
 
+    def without(self, blocked: np.ndarray) -> tuple["Contacts", np.ndarray]:
+        """These contacts with the users flagged in ``blocked [U]`` removed from every user's list,
+        and ``[U]`` bool: which users lost a contact."""
+        owner = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
+        keep = ~blocked[self.user]
+        out = object.__new__(Contacts)
+        out.history = self.history
+        out.user, out.weight, out.strength, out.inner = (a[keep] for a in (self.user, self.weight,
+                                                                            self.strength, self.inner))
+        n = len(self.indptr) - 1
+        out.indptr = np.concatenate([[0], np.cumsum(np.bincount(owner[keep], minlength=n))])
+        return out, np.bincount(owner[~keep], minlength=n) > 0
+
     def of(self, u: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """User ``u``'s contacts ``[C]``: user_idx, social weight, tie strength, inner-circle flag."""
         lo, hi = self.indptr[u], self.indptr[u + 1]

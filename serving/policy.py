@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from features.schema import ITEM_EVENT_TYPES
 from training.yaml_config import load_yaml_config
 
 REASONS = ("inner_circle", "self_sought", "similar_taste", "popular")
@@ -37,6 +38,7 @@ class PolicyConfig:
     candidate_min: int = 50
     commercial_min_inner_support: float = 0.5
     allow_self_sought: bool = True
+    self_sought_types: str = "follow,pay"
     outward_decay: float = 0.5
     max_commercial_share: float = 0.3
     frequency_cap: int = 3
@@ -53,6 +55,21 @@ class PolicyConfig:
                      "outward_decay", "commercial_min_inner_support"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+        unknown = [t for t in self.sought_type_names if t not in ITEM_EVENT_TYPES]
+        if unknown:
+            raise ValueError(f"self_sought_types: unknown event type {unknown[0]!r}; "
+                             f"valid types: {list(ITEM_EVENT_TYPES)}")
+
+    @property
+    def sought_type_names(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.self_sought_types.split(",") if t.strip())
+
+    @property
+    def sought_mask(self) -> int:
+        """Bit mask of the event types that make an item self-sought (bit ``t`` for
+        ``ITEM_EVENT_TYPES[t]``, as in the bundle's history)."""
+        return sum(1 << ITEM_EVENT_TYPES.index(t) for t in set(self.sought_type_names))
 
     def candidates_per_kind(self, k: int) -> int:
         return max(self.candidate_min, self.candidate_factor * k)

@@ -3,8 +3,14 @@
 A known user is scored by their embedding against every item (plus the model's social-support term
 when it has one); a user unknown to the model falls back to what their contacts engaged with
 (``circle``) or to popular items (``popular``). Candidates are the top ``N`` per item kind, taken
-with ``argpartition`` (no full sort); items already consumed are left out; the exposure policy
-(:mod:`serving.policy`) then picks the slate and explains it.
+with ``argpartition`` (no full sort); items already consumed, muted or at their frequency cap are
+left out before the cut; the exposure policy (:mod:`serving.policy`) then picks the slate and
+explains it. When the policy leaves the slate short while the catalogue holds more, the cut goes
+deeper (``N`` x 4 at a time), so a user who has seen the top of the catalogue moves down it
+instead of getting an empty feed.
+
+A forgotten user (:meth:`Recommender.forget`) is scored as a stranger, and drops out of every other
+user's contacts: their support, counts and reasons.
 """
 from __future__ import annotations
 
@@ -14,13 +20,14 @@ from itertools import repeat
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from features.schema import ITEM_KINDS
 from serving.candidate_table import load_or_build, row_suffices
 from serving.contact_facts import ContactFacts
 from serving.contact_facts import load_or_build as load_facts
+from serving.catalogue import Catalogue
 from serving.contacts import Contacts, aggregates, support_sum
+from serving.forget_list import ForgetList
 from serving.policy import Candidates, PolicyConfig, SlateItem, UserState, apply_policy
 from serving.retrieval import KindIndex, RetrievalConfig
 from serving.scores import Scored, distinct, top_n
@@ -45,24 +52,12 @@ class Recommender:
         self._user_emb = None if bundle.user_emb is None else np.asarray(bundle.user_emb)
         self._user_pos = {u: i for i, u in enumerate(self.idmap.user_ids.astype(str))}
         self._item_pos = {v: i for i, v in enumerate(self.idmap.item_ids.astype(str))}
-        items = bundle.items
-        self.item_ids = items["item_id"].astype(str).to_numpy()
-        self.kinds = items["kind"].astype(str).to_numpy()
-        self.commercial = items["commercial"].fillna(False).astype(bool).to_numpy()
-        self.owner_idx = self.idmap.item_index(items["owner_id"].astype(object).where(
-            items["owner_id"].notna(), "\0none"))
-        category = items["category"].astype(object).where(items["category"].notna(), None)
-        codes, _ = pd.factorize(category, use_na_sentinel=True)
-        self.category = codes.astype(np.int64)          # -1 when none
-        self.n_categories = int(codes.max()) + 1 if len(codes) else 0
-        self.kind_items = {k: np.flatnonzero(self.kinds == k) for k in ITEM_KINDS}
-        self._kind_id = {k: i for i, k in enumerate(ITEM_KINDS)}
-        self.kind_code = np.full(len(self.kinds), -1, np.int8)
-        for k, p in self.kind_items.items():
-            self.kind_code[p] = self._kind_id[k]
-        # Kinds stored as one contiguous index range are sliced as views (no gather per request).
-        self.kind_span = {k: (int(p[0]), int(p[-1]) + 1) for k, p in self.kind_items.items()
-                          if len(p) and p[-1] - p[0] + 1 == len(p)}
+        self.catalogue = cat = Catalogue(bundle.items, self.idmap)
+        self.item_ids, self.kinds, self.commercial, self.owner_idx = cat.item_ids, cat.kinds, cat.commercial, cat.owner_idx
+        self.kind_items, self.kind_code, self.kind_span = cat.kind_items, cat.kind_code, cat.kind_span
+        self._types = bundle.history_types
+        if self._types is None:
+            logger.warning("this bundle records no event types: nothing counts as self-sought")
         self.ann_candidates = 500
         self.ann: dict[str, KindIndex] = {}
         if ann is not None and ann.min_items > 0 and bundle.item_emb is not None:
@@ -84,6 +79,10 @@ class Recommender:
         self.support_weight = float(bundle.meta.get("support_weight", 0.0))
         self.contacts = Contacts(bundle.circles, self.idmap, bundle.history, float(config.get("inner_weight", 1.0)),
                                  float(config.get("outer_weight", 0.3)), bool(config.get("use_circles", True)))
+        self._all_contacts = self.contacts
+        self.forget_list: ForgetList | None = None
+        self._blocked: np.ndarray | None = None        # [U] bool: forgotten users
+        self._near_blocked: np.ndarray | None = None   # [U] bool: users with a forgotten contact
         self.facts: ContactFacts | None = None
         if self.tables:
             self._build_facts(index_dir)
@@ -121,9 +120,27 @@ class Recommender:
         logger.info("contact facts for %d users (%d entries) in %.1f s", len(users), len(self.facts.items),
                     time.perf_counter() - start)
 
+    def forget(self, forget_list: ForgetList) -> None:
+        """Serve the users on ``forget_list`` as strangers and drop them from everyone's contacts
+        (their engagement no longer counts in anyone's support, counts or reasons)."""
+        blocked = forget_list.mask(self.idmap.user_ids.astype(str)) if len(forget_list) else None
+        if blocked is None or not blocked.any():
+            self.contacts, self._near_blocked, self._blocked = self._all_contacts, None, None
+        else:
+            self.contacts, self._near_blocked = self._all_contacts.without(blocked)
+            self._blocked = blocked
+        self.forget_list = forget_list
+        logger.info("forgetting %d of this model's users", 0 if blocked is None else int(blocked.sum()))
+
+    def is_forgotten(self, user_id: str) -> bool:
+        """Whether ``user_id`` is on the forget list handed to :meth:`forget`."""
+        return self.forget_list is not None and self.forget_list.contains(user_id)
+
     def user_index(self, user_id: str) -> int:
-        """user_idx of ``user_id``, -1 when the model does not know the user."""
-        return self._user_pos.get(str(user_id), -1)
+        """user_idx of ``user_id``, -1 when the model does not know the user (or forgot them)."""
+        u = self._user_pos.get(str(user_id), -1)
+        blocked = self._blocked
+        return -1 if blocked is not None and u >= 0 and blocked[u] else u
 
     def item_index(self, item_ids: list[str]) -> np.ndarray:
         """``[n]`` item_idx per id, -1 for ids the model does not know."""
@@ -204,7 +221,8 @@ class Recommender:
                         scores[pool] = emb[pool] @ uvec
             parts = [found[kind][j] for kind in self.ann] + list(table.values())
             j += 1
-            if use_table and self.facts is not None:
+            near = self._near_blocked
+            if use_table and self.facts is not None and (near is None or not near[u]):
                 out.append(self._with_facts(u, scores, parts, table or None))
                 continue
             retrieved = np.concatenate(parts) if parts else None      # None: all exact; made distinct in _finish
@@ -224,10 +242,16 @@ class Recommender:
             seen = np.zeros(len(scores), bool)
             seen[row] = True
             retrieved = np.concatenate([row, items[~seen[items]]])
-        h = self.bundle.history
+        consumed, types = self._consumed(u)
         none = np.zeros(0, np.int64)
-        return Scored(scores, None, h.indices[h.indptr[u]:h.indptr[u + 1]], *self.contacts.of(u), items, none, none,
-                      scored_items=retrieved, table=table, facts=facts)
+        return Scored(scores, None, consumed, *self.contacts.of(u), items, none, none,
+                      scored_items=retrieved, table=table, facts=facts, consumed_types=types)
+
+    def _consumed(self, u: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """User ``u``'s consumed items ``[n]`` and their event-type masks ``[n]`` (None without)."""
+        h = self.bundle.history
+        lo, hi = h.indptr[u], h.indptr[u + 1]
+        return h.indices[lo:hi], None if self._types is None else self._types[lo:hi]
 
     def _finish(self, u: int, scores: np.ndarray, known: bool, uvec: np.ndarray | None = None,
                 retrieved: np.ndarray | None = None, table: dict[str, np.ndarray] | None = None) -> Scored:
@@ -237,17 +261,17 @@ class Recommender:
         b = self.bundle
         if u >= 0:
             contacts, weight, strength, inner = self.contacts.of(u)
-            consumed = b.history.indices[b.history.indptr[u]:b.history.indptr[u + 1]]
+            consumed, types = self._consumed(u)
         else:
             contacts = np.zeros(0, np.int64)
             weight = strength = np.zeros(0, np.float32)
             inner = np.zeros(0, bool)
-            consumed = np.zeros(0, np.int64)
+            consumed, types = np.zeros(0, np.int64), None
         entries = self.contacts.entries(contacts)
         if retrieved is not None:
             retrieved = distinct(np.concatenate([retrieved, entries[0]]))
         scored = Scored(scores, None if known else "popular", consumed, contacts, weight, strength, inner,
-                        *entries, scored_items=retrieved, table=table)
+                        *entries, scored_items=retrieved, table=table, consumed_types=types)
         if not len(entries[0]):
             return scored
         if uvec is not None:
@@ -260,7 +284,8 @@ class Recommender:
         if support.max() > 0:
             # Same blend as training.adjacency.circle_scores.
             scores[entries[0]] += (support / support.max()).astype(np.float32)
-            return Scored(scores, "circle", consumed, contacts, weight, strength, inner, *entries)
+            return Scored(scores, "circle", consumed, contacts, weight, strength, inner, *entries,
+                          consumed_types=types)
         return scored
 
     def social_support(self, user_id: str) -> np.ndarray:
@@ -275,58 +300,13 @@ class Recommender:
     def candidates(self, scored: Scored, n_per_kind: int, kinds: list[str] | None = None,
                    exclude: np.ndarray | None = None) -> np.ndarray:
         """Item indices: the top ``n_per_kind`` of each requested kind by score, consumed (and
-        ``exclude``) items left out, without a full sort."""
-        scores = scored.scores                       # fresh per request (see score()): masked in place
-        scores[scored.consumed] = -np.inf
-        if exclude is not None and len(exclude):
-            scores[exclude] = -np.inf
-        out = []
-        for kind in kinds or ITEM_KINDS:
-            pool = self.kind_items.get(kind)
-            if pool is None or not len(pool):
-                continue
-            if scored.scored_items is not None and (kind in self.ann or kind in (scored.table or ())):
-                # Retrieval: only the retrieved (and contacts') items carry a score.
-                pool = scored.scored_items[self.kind_code[scored.scored_items] == self._kind_id[kind]]
-                s = scores[pool]
-                top = top_n(s, min(n_per_kind, len(pool)))
-                out.append(pool[top[np.isfinite(s[top])]])
-                continue
-            span = self.kind_span.get(kind)
-            s = scores[span[0]:span[1]] if span is not None else scores[pool]   # a view when contiguous
-            top = top_n(s, min(n_per_kind, len(pool)))
-            top = top[np.isfinite(s[top])]
-            out.append(pool[top])
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+        ``exclude``) items left out, without a full sort (:meth:`Catalogue.candidates`)."""
+        return self.catalogue.candidates(scored, n_per_kind, kinds, exclude, frozenset(self.ann))
 
-    def describe(self, scored: Scored, cand: np.ndarray, impressions: np.ndarray | None = None) -> Candidates:
+    def describe(self, scored: Scored, cand: np.ndarray, impressions: np.ndarray | None = None,
+                 policy: PolicyConfig | None = None) -> Candidates:
         """The policy's view of candidates ``cand [N]``: support, self-sought, impressions."""
-        items, n = scored.c_items, len(cand)
-        inner_support, outer_strength = np.zeros(n, np.float64), np.zeros(n, np.float64)
-        engaged = np.zeros(n, np.int64)
-        if len(items):
-            # Per (contact, item) entry, then per contact item, then at the candidates among them.
-            at = np.minimum(np.searchsorted(items, cand), len(items) - 1)
-            hit = items[at] == cand
-            at = at[hit]
-            per_item = scored.facts if scored.facts is not None else aggregates(scored)
-            inner_support[hit], engaged[hit], outer_strength[hit] = (a[at] for a in per_item)
-        mine = scored.consumed
-        owner = self.owner_idx[cand]
-        # Marks over the (small) id spaces instead of set operations: cheaper per request.
-        sought = np.zeros(self.idmap.num_items + 1, bool)            # slot -1 = "no owner", never set
-        sought[mine] = True
-        sought[self.owner_idx[mine]] = True
-        sought[-1] = False
-        cats = np.zeros(self.n_categories + 1, bool)
-        cats[self.category[mine]] = True
-        cats[-1] = False
-        self_sought = sought[cand] | sought[owner] | cats[self.category[cand]]
-        return Candidates(
-            item_idx=cand, score=scored.scores[cand].astype(np.float64), commercial=self.commercial[cand],
-            owner_idx=owner, inner_support=inner_support, outer_strength=outer_strength,
-            contacts_engaged=engaged, self_sought=self_sought,
-            impressions=impressions if impressions is not None else np.zeros(n, np.int64))
+        return self.catalogue.describe(scored, cand, impressions, (policy or PolicyConfig()).sought_mask)
 
     def recommend(self, user_id: str, k: int, policy: PolicyConfig, kinds: list[str] | None = None,
                   muted_ids: list[str] = (), commercial_opt_out: bool = False,
@@ -338,33 +318,52 @@ class Recommender:
             user_id: external user id (unknown ids are served by the fallback, never an error).
             k: slate size, >= 1.
             policy: the exposure policy.
-            kinds: item kinds to draw from (default all).
+            kinds: item kinds to draw from (default all; each kind counts once).
             muted_ids: ids the user muted (items or owners).
             commercial_opt_out: leave out every commercial item.
             impressions: item_id -> times shown to the user inside the frequency window.
             scored: the user's scores when already computed (:meth:`score_many`).
         """
+        fallback, slate, _, _ = self.explain(user_id, k, policy, kinds, muted_ids, commercial_opt_out,
+                                             impressions, scored)
+        return fallback, slate
+
+    def explain(self, user_id: str, k: int, policy: PolicyConfig, kinds: list[str] | None = None,
+                muted_ids: list[str] = (), commercial_opt_out: bool = False,
+                impressions: dict[str, int] | None = None, scored: Scored | None = None
+                ) -> tuple[str | None, list[SlateItem], Candidates, UserState]:
+        """:meth:`recommend`, with the candidates and user state the policy chose from (what
+        :func:`serving.policy.slate_violations` checks a slate against)."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        kinds = list(dict.fromkeys(kinds)) if kinds else None
         scored = scored if scored is not None else self.score(user_id)
         muted = self.item_index(list(muted_ids))
         muted = muted[muted >= 0]
         muted_owned = np.flatnonzero(np.isin(self.owner_idx, muted)) if len(muted) else muted
-        exclude = np.concatenate([muted, muted_owned])
-        n = policy.candidates_per_kind(k)
-        if scored.table and not all(row_suffices(row, exclude, scored.c_items, n)
-                                    for kind, row in scored.table.items() if kinds is None or kind in kinds):
-            scored = self.score_many([user_id], table=False)[0]      # the table row is too short
-        cand = self.candidates(scored, n, kinds, exclude=exclude)
-        shown = np.zeros(len(cand), np.int64)
-        if impressions:
-            idx = self.item_index(list(impressions))
-            counts = np.fromiter(impressions.values(), np.float64, len(impressions))
-            order = np.argsort(idx)
-            shown = self._lookup(idx[order], counts[order], cand).astype(np.int64)
+        capped = np.zeros(0, np.int64)
+        if impressions and policy.enabled and policy.frequency_cap > 0:
+            capped = self.item_index([i for i, n in impressions.items() if n >= policy.frequency_cap])
+            capped = capped[capped >= 0]
+        exclude = np.concatenate([muted, muted_owned, capped])
         state = UserState(consumed=scored.consumed, muted=muted, commercial_opt_out=commercial_opt_out)
-        return scored.fallback, apply_policy(self.describe(scored, cand, shown), state, policy, k,
-                                             scored.fallback)
+        n, size = policy.candidates_per_kind(k), -1
+        while True:
+            if scored.table and not all(row_suffices(row, exclude, scored.c_items, n)
+                                        for kind, row in scored.table.items() if kinds is None or kind in kinds):
+                scored = self.score_many([user_id], table=False)[0]  # the table row is too short
+            cand = self.candidates(scored, n, kinds, exclude=exclude)
+            shown = np.zeros(len(cand), np.int64)
+            if impressions:
+                idx = self.item_index(list(impressions))
+                counts = np.fromiter(impressions.values(), np.float64, len(impressions))
+                order = np.argsort(idx)
+                shown = self._lookup(idx[order], counts[order], cand).astype(np.int64)
+            cands = self.describe(scored, cand, shown, policy)
+            slate = apply_policy(cands, state, policy, k, scored.fallback)
+            if len(slate) >= k or len(cand) <= size:     # full, or nothing further down the catalogue
+                return scored.fallback, slate, cands, state
+            n, size = n * 4, len(cand)
 
     def top_items(self, user_id: str, k: int = 20) -> list[tuple[str, float]]:
         """The ``k`` best (item_id, score) pairs by the model alone (no policy), consumed items

@@ -27,6 +27,8 @@ class Scored:
     # precomputed per c_item (serving.contact_facts): inner_support, engaged, outer_strength [m];
     # when set, c_inverse and c_entry are empty
     facts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    # [len(consumed)] event-type bit masks of the consumed items (None: the bundle has none)
+    consumed_types: np.ndarray | None = None
 
 
 def top_n(s: np.ndarray, n: int) -> np.ndarray:

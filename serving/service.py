@@ -3,47 +3,47 @@
 Run it with ``guanxi serve`` (or ``bentoml serve serving.service:Guanxi``). Configuration comes
 from the environment (:class:`serving.settings.ServeSettings`); ``GUANXI_WORKERS`` sets the number
 of worker processes (default 1). BentoML adds ``/livez``, ``/readyz``, ``/metrics`` (Prometheus)
-and ``/docs.json`` (OpenAPI).
+and ``/docs.json`` (OpenAPI). :mod:`serving.guard` checks tokens, content type, body size and
+concurrency before a body is parsed; the request models (:mod:`serving.schemas`) refuse unknown
+fields and hostile values with a 400 naming the field.
 """
 from __future__ import annotations
 
-import hmac
 import logging
 import os
-from typing import Annotated, Optional
+from typing import Optional
 
 import bentoml
-from pydantic import Field
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from serving.errors import FieldErrorMiddleware
+from serving.events import SettingsError, StoreUnavailable
 from serving.gc_settings import settle_after_startup
-from serving.schemas import MAX_BATCH, MAX_MUTES, FeedbackEvent, Id, Kind, Recommendation
+from serving.guard import GuardMiddleware
+from serving.schemas import (FeedbackEvent, FeedbackRequest, Recommendation, RecommendRequest,
+                             SettingsRequest)
 
 logger = logging.getLogger(__name__)
 
 
-def _bearer(ctx: bentoml.Context) -> str | None:
-    header = ctx.request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+class RecommendInput(bentoml.IODescriptor, RecommendRequest):
+    pass
 
 
-def _deny(ctx: bentoml.Context, expected: str | None, what: str, required: bool) -> dict | None:
-    """An error body (and status on ``ctx``) when the request lacks the right bearer token."""
-    if expected is None:
-        if not required:
-            return None
-        ctx.response.status_code = 403
-        return {"error": f"{what} is disabled: set GUANXI_ADMIN_TOKEN on the server to enable it"}
-    got = _bearer(ctx)
-    if got is None:
-        ctx.response.status_code = 401
-        return {"error": f"{what} needs 'Authorization: Bearer <token>'"}
-    if not hmac.compare_digest(got.encode(), expected.encode()):
-        ctx.response.status_code = 403
-        return {"error": f"{what}: wrong token"}
-    return None
+class FeedbackInput(bentoml.IODescriptor, FeedbackRequest):
+    pass
+
+
+class SettingsInput(bentoml.IODescriptor, SettingsRequest):
+    pass
+
+
+def _fail(ctx: bentoml.Context, status: int, message: str, retry_after: int | None = None) -> dict:
+    """An error body, with its status (and ``Retry-After``) set on ``ctx``."""
+    ctx.response.status_code = status
+    if retry_after is not None:
+        ctx.response.headers["Retry-After"] = str(retry_after)
+    return {"error": message}
 
 
 # Access logs off: one log line per request cost more than the recommendation itself under load
@@ -70,7 +70,8 @@ class Guanxi:
         self.api = RecommendationAPI(ChampionHolder(self.settings.model_uri, self.settings.poll_seconds,
                                                     cache_dir=self.settings.model_cache,
                                                     tracking_uri=tracking, ann=ann),
-                                     SQLiteEventStore(self.settings.events_db), load_policy(self.settings.policy))
+                                     SQLiteEventStore(self.settings.events_db, self.settings.events_busy_ms),
+                                     load_policy(self.settings.policy), poll_seconds=self.settings.poll_seconds)
         # Everything loaded so far lives as long as the worker: keep the GC from rescanning it, and
         # make full collections rare (GC pauses drove the latency tail; serving/gc_settings.py).
         settle_after_startup(self.settings.gc_thresholds)
@@ -78,46 +79,46 @@ class Guanxi:
     def __is_ready__(self) -> bool:
         return self.api.holder.current is not None
 
-    @bentoml.api(route="/recommend")
-    async def recommend(self, user_id: Id, k: Annotated[int, Field(ge=1, le=100, strict=True)] = 20,
-                        kinds: Optional[Annotated[list[Kind], Field(min_length=1, max_length=3)]] = None,
-                        ) -> Recommendation:
+    @bentoml.api(route="/recommend", input_spec=RecommendInput, output_spec=Recommendation)
+    async def recommend(self, user_id: str, k: int = 20, kinds: Optional[list[str]] = None) -> Recommendation:
         """Top ``k`` items for ``user_id`` after the exposure policy, each with its reason."""
         # The body is written as JSON text (serving.body); the Recommendation model documents it in
         # OpenAPI (re-validating our own output would only add latency).
-        body = await self.api.recommend_async(user_id, k, kinds)
+        try:
+            body = await self.api.recommend_async(user_id, k, kinds)
+        except StoreUnavailable as exc:
+            return JSONResponse({"error": str(exc)}, 503,  # type: ignore[return-value]
+                                headers={"Retry-After": str(exc.retry_after)})
         return Response(body, media_type="application/json")  # type: ignore[return-value]
 
-    @bentoml.api(route="/feedback")
-    def feedback(self, events: Annotated[list[FeedbackEvent], Field(min_length=1, max_length=MAX_BATCH)],
-                 ctx: bentoml.Context) -> dict:
+    @bentoml.api(route="/feedback", input_spec=FeedbackInput)
+    def feedback(self, events: list[FeedbackEvent], ctx: bentoml.Context) -> dict:
         """Store a batch of events durably (all or none); ``event_id`` makes a retry idempotent."""
-        denied = _deny(ctx, self.settings.api_token, "/feedback", required=False)
-        if denied:
-            return denied
-        return self.api.feedback([e.model_dump() for e in events])
+        try:
+            return self.api.feedback([e.model_dump() for e in events])
+        except StoreUnavailable as exc:
+            return _fail(ctx, 503, str(exc), exc.retry_after)
 
-    @bentoml.api(route="/settings")
-    def settings_(self, user_id: Id, ctx: bentoml.Context, commercial_opt_out: Optional[Annotated[bool, Field(strict=True)]] = None,
-                  mute: Annotated[list[Id], Field(max_length=MAX_MUTES)] = [],  # noqa: B006 - pydantic copies
-                  unmute: Annotated[list[Id], Field(max_length=MAX_MUTES)] = [],  # noqa: B006
-                  ) -> dict:
+    @bentoml.api(route="/settings", input_spec=SettingsInput)
+    def settings_(self, user_id: str, ctx: bentoml.Context, commercial_opt_out: Optional[bool] = None,
+                  mute: list[str] = [], unmute: list[str] = []) -> dict:  # noqa: B006 - pydantic copies
         """Change and return the user's settings (muting an account also hides its content)."""
-        denied = _deny(ctx, self.settings.api_token, "/settings", required=False)
-        if denied:
-            return denied
-        return self.api.settings(user_id, commercial_opt_out, list(mute), list(unmute))
+        try:
+            return self.api.settings(user_id, commercial_opt_out, list(mute), list(unmute))
+        except SettingsError as exc:
+            return _fail(ctx, 400, str(exc))
+        except StoreUnavailable as exc:
+            return _fail(ctx, 503, str(exc), exc.retry_after)
 
     @bentoml.api(route="/admin/reload")
     def admin_reload(self, ctx: bentoml.Context) -> dict:
-        """Check the model alias now and move to its version (needs ``GUANXI_ADMIN_TOKEN``)."""
-        denied = _deny(ctx, self.settings.admin_token, "/admin/reload", required=True)
-        if denied:
-            return denied
+        """Check the model alias now and move to its version (the guard checks ``GUANXI_ADMIN_TOKEN``)."""
         result = self.api.reload()
         if result["error"]:
             ctx.response.status_code = 409
         return result
 
 
+# Outermost first: the guard answers before anything reads the body.
+Guanxi.add_asgi_middleware(GuardMiddleware)
 Guanxi.add_asgi_middleware(FieldErrorMiddleware)

@@ -19,7 +19,12 @@ class ServeSettings:
         policy: ``GUANXI_POLICY``, none (the packaged ``serving/policy.yaml``).
         poll_seconds: ``GUANXI_POLL_SECONDS``, 10 (0: never poll the alias).
         admin_token: ``GUANXI_ADMIN_TOKEN``; unset: ``/admin/reload`` answers 403.
-        api_token: ``GUANXI_API_TOKEN``; set: ``/feedback`` and ``/settings`` need it as a bearer token.
+        api_token: ``GUANXI_API_TOKEN``; set: every endpoint but health, readiness, metrics and
+            OpenAPI needs it as a bearer token (:mod:`serving.guard`).
+        max_body_bytes: ``GUANXI_MAX_BODY_BYTES``, 1048576: larger request bodies get 413.
+        max_concurrency: ``GUANXI_MAX_CONCURRENCY``, 64: requests in flight per worker before 503.
+        events_busy_ms: ``GUANXI_EVENTS_BUSY_MS``, 5000: how long a write waits for the event log's
+            lock before the request gets 503 with ``Retry-After``.
         ann_min_items: ``GUANXI_ANN_MIN_ITEMS``, 250000: item kinds at least this large are retrieved
             through an ANN index (0: always exact).
         ann_nprobe: ``GUANXI_ANN_NPROBE``, 64: inverted lists scanned per query.
@@ -40,6 +45,9 @@ class ServeSettings:
     poll_seconds: float = 10.0
     admin_token: str | None = None
     api_token: str | None = None
+    max_body_bytes: int = 1_048_576
+    max_concurrency: int = 64
+    events_busy_ms: int = 5_000
     ann_min_items: int = 250_000
     ann_nprobe: int = 64
     table_max_scores: int = 4_000_000_000
@@ -63,6 +71,9 @@ class ServeSettings:
                    policy=os.environ.get("GUANXI_POLICY") or None, poll_seconds=poll,
                    admin_token=os.environ.get("GUANXI_ADMIN_TOKEN") or None,
                    api_token=os.environ.get("GUANXI_API_TOKEN") or None,
+                   max_body_bytes=number("GUANXI_MAX_BODY_BYTES", "1048576", int),
+                   max_concurrency=number("GUANXI_MAX_CONCURRENCY", "64", int),
+                   events_busy_ms=number("GUANXI_EVENTS_BUSY_MS", "5000", int),
                    ann_min_items=number("GUANXI_ANN_MIN_ITEMS", "250000", int),
                    ann_nprobe=number("GUANXI_ANN_NPROBE", "64", int),
                    table_max_scores=number("GUANXI_TABLE_MAX_SCORES", "4000000000", int),

@@ -8,7 +8,9 @@ Files in a bundle directory:
                      ``popular``. (Older bundles hold both in ``embeddings.npz``, still read.)
     items.parquet    item_id, kind, commercial, owner_id, category (IdMap order)
     circles.parquet  user_id, friend_id, strength, circle (may be empty)
-    history.npz      known interactions as CSR (``indptr [U + 1]``, ``indices``)
+    history.npz      known interactions as CSR (``indptr [U + 1]``, ``indices``), with ``types``
+                     per entry: the event types seen on the pair as a bit mask (bit ``t`` for
+                     ``ITEM_EVENT_TYPES[t]``; absent in older bundles)
     popularity.npy   ``[I]`` training popularity in [0, 1]
     state_dict.pt    the model's weights (warm starts)
 """
@@ -40,12 +42,15 @@ class Bundle:
     circles: pd.DataFrame
     history: sp.csr_matrix
     popularity: np.ndarray
+    history_types: np.ndarray | None = None     # [nnz] int64 bit masks aligned with history.indices
 
 
 def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
                 model: torch.nn.Module | None, items: pd.DataFrame, circles: pd.DataFrame | None,
-                history: sp.csr_matrix, popularity: np.ndarray, metrics: dict) -> Path:
-    """Write a bundle directory (see module doc)."""
+                history: sp.csr_matrix, popularity: np.ndarray, metrics: dict,
+                history_types: np.ndarray | None = None) -> Path:
+    """Write a bundle directory (see module doc); ``history_types`` ``[nnz]`` aligns with
+    ``history.indices``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     idmap.save(out / "idmap.json")
@@ -66,8 +71,11 @@ def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
     circ = circles if circles is not None else pd.DataFrame(
         {"user_id": [], "friend_id": [], "strength": [], "circle": []})
     circ.to_parquet(out / "circles.parquet")
+    extra = {} if history_types is None else {"types": np.asarray(history_types, np.int64)}
+    if history_types is not None and len(history_types) != len(history.indices):
+        raise ValueError(f"history_types has {len(history_types)} entries, history {len(history.indices)}")
     np.savez(out / "history.npz", indptr=history.indptr.astype(np.int64),
-             indices=history.indices.astype(np.int64))
+             indices=history.indices.astype(np.int64), **extra)
     np.save(out / "popularity.npy", popularity.astype(np.float32))
     meta = {"format": BUNDLE_FORMAT, "model": model_name, "config": config,
             "num_users": idmap.num_users, "num_items": idmap.num_items,
@@ -108,9 +116,10 @@ def load_bundle(path: str | Path, mmap: bool = False) -> Bundle:
     hist = np.load(root / "history.npz")
     history = sp.csr_matrix((np.ones(len(hist["indices"]), np.float32), hist["indices"], hist["indptr"]),
                             shape=(idmap.num_users, idmap.num_items))
+    types = hist["types"] if "types" in hist.files else None
     items = pd.read_parquet(root / "items.parquet")
     circles = pd.read_parquet(root / "circles.parquet")
     popularity = np.load(root / "popularity.npy")
     if len(items) != idmap.num_items or len(popularity) != idmap.num_items:
         raise ValueError(f"{root}: items/popularity do not match {idmap.num_items} items")
-    return Bundle(meta, idmap, user_emb, item_emb, items, circles, history, popularity)
+    return Bundle(meta, idmap, user_emb, item_emb, items, circles, history, popularity, types)

@@ -18,6 +18,10 @@ matplotlib.use("Agg")  # headless; set where plots are made, not at package impo
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+from features.graph import pair_types  # noqa: E402
 
 from training.bundle import save_bundle  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
@@ -80,9 +84,26 @@ def plot_breakdowns(metrics: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def write_bundle(out: Path, result: TrainResult, config: TrainConfig,
+                 extra_events: pd.DataFrame | None = None) -> Path:
+    """The recommendation bundle of ``result``: its history is every interaction known before the
+    test split (train + valid, plus ``extra_events``, e.g. a retrain's holdout, which serving must
+    not recommend back), with the event types seen on each pair."""
+    prep = result.prepared
+    known = [prep.dataset.train, prep.dataset.valid] + ([extra_events] if extra_events is not None else [])
+    u, i, bits = pair_types(pd.concat(known, ignore_index=True), prep.idmap)
+    history = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)),
+                            shape=(prep.idmap.num_users, prep.idmap.num_items))
+    return save_bundle(out, model_name=config.model, config=config.to_dict(), idmap=prep.idmap,
+                       model=result.model, items=prep.dataset.items, circles=prep.circles, history=history,
+                       popularity=prep.popularity.numpy(), metrics=result.metrics, history_types=bits)
+
+
 def log_training(result: TrainResult, config: TrainConfig, experiment: str,
-                 register: bool, data_spec: str, tags: dict[str, str] | None = None) -> dict:
+                 register: bool, data_spec: str, tags: dict[str, str] | None = None,
+                 extra_events: pd.DataFrame | None = None) -> dict:
     """Log ``result`` as one MLflow run in ``experiment``; optionally register the model.
+    ``extra_events`` join the bundle's history (:func:`write_bundle`).
 
     Returns:
         ``{"run_id", "model_uri", "version"}`` (version None without ``register``).
@@ -113,15 +134,8 @@ def log_training(result: TrainResult, config: TrainConfig, experiment: str,
             for name in ("metrics.json", "config.json", "learning_curves.png", "breakdowns.png"):
                 if (t / name).is_file():
                     mlflow.log_artifact(str(t / name))
-            bundle = save_bundle(t / "bundle", model_name=config.model, config=config.to_dict(),
-                                 idmap=prep.idmap, model=result.model, items=prep.dataset.items,
-                                 circles=prep.circles, history=_known(prep),
-                                 popularity=prep.popularity.numpy(), metrics=result.metrics)
+            bundle = write_bundle(t / "bundle", result, config, extra_events)
             model_uri = log_bundle_model(bundle)
         version = register_candidate(model_uri, run.info.run_id) if register else None
     return {"run_id": run.info.run_id, "model_uri": model_uri, "version": version}
 
-
-def _known(prep):
-    """Every interaction known before test (train + valid): what serving leaves out."""
-    return prep.test_task.exclude

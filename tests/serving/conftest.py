@@ -38,22 +38,27 @@ def bundle(registry: dict):
                                        registry["tracking_uri"]))
 
 
+API_TOKEN = "api-secret"
+
+
 @pytest.fixture(scope="session")
 def client(registry: dict, tmp_path_factory: pytest.TempPathFactory):
-    """The service's ASGI app in process (one per test session), serving @champion."""
+    """The service's ASGI app in process (one per test session), serving @champion, with an API
+    token (sent by default: ``client.post(..., headers=...)`` overrides it) and a short lock wait."""
     from starlette.testclient import TestClient
 
     events = tmp_path_factory.mktemp("events") / "events.db"
     env = {"MLFLOW_TRACKING_URI": registry["tracking_uri"], "GUANXI_EVENTS_DB": str(events),
-           "GUANXI_ADMIN_TOKEN": "admin-secret", "GUANXI_POLL_SECONDS": "0",
-           "GUANXI_MODEL_URI": "models:/guanxi@champion"}
+           "GUANXI_ADMIN_TOKEN": "admin-secret", "GUANXI_API_TOKEN": API_TOKEN, "GUANXI_POLL_SECONDS": "0",
+           "GUANXI_EVENTS_BUSY_MS": "300", "GUANXI_MODEL_URI": "models:/guanxi@champion"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
         from serving.service import Guanxi
 
         app = Guanxi.to_asgi()
-        with TestClient(app, raise_server_exceptions=False) as c:
+        with TestClient(app, raise_server_exceptions=False,
+                        headers={"Authorization": f"Bearer {API_TOKEN}"}) as c:
             c.events_db = events
             yield c
     finally:

@@ -64,9 +64,16 @@ def test_malformed_json_is_a_400(client):
 def test_feedback_is_stored_and_idempotent(client):
     before = _stored(client)
     batch = {"events": _events(3, tag="idem")}
-    assert client.post("/feedback", json=batch).json() == {"accepted": 3}
-    assert client.post("/feedback", json=batch).json() == {"accepted": 3}   # a retry
+    assert client.post("/feedback", json=batch).json() == {"accepted": 3, "duplicates": 0}
+    assert client.post("/feedback", json=batch).json() == {"accepted": 3, "duplicates": 3}   # a retry
     assert _stored(client) == before + 3
+
+
+def test_event_id_is_unique_per_user_not_across_users(client):
+    before = _stored(client)
+    batch = [{"user_id": user, "item_id": "c1", "type": "click", "event_id": "shared-id"} for user in ("u7", "u8")]
+    assert client.post("/feedback", json={"events": batch}).json() == {"accepted": 2, "duplicates": 0}
+    assert _stored(client) == before + 2
 
 
 @pytest.mark.parametrize("bad, field", [
@@ -117,7 +124,7 @@ def test_frequency_cap_from_logged_impressions(client):
 
 
 def test_admin_reload_needs_the_token_and_moves_to_a_new_champion(client, registry):
-    assert client.post("/admin/reload").status_code == 401
+    assert client.post("/admin/reload", headers={"Authorization": ""}).status_code == 401
     assert client.post("/admin/reload", headers={"Authorization": "Bearer nope"}).status_code == 403
     auth = {"Authorization": "Bearer admin-secret"}
     assert client.post("/admin/reload", headers=auth).json() == {
