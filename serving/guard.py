@@ -5,8 +5,8 @@ content type, body size and a concurrency limit, each answered before any body i
   are open. Every other path needs ``Authorization: Bearer $GUANXI_API_TOKEN`` when that is set
   (401 without it, 403 with a wrong one); ``/admin/*`` needs ``$GUANXI_ADMIN_TOKEN`` and is
   disabled (403) when that is unset.
-- A request body must be ``application/json`` (415 otherwise: an HTML form, ``text/plain`` or
-  ``multipart/form-data`` sent cross-site is never read as JSON).
+- A request body, and any declared content type, must be ``application/json`` (415 otherwise: an
+  HTML form, ``text/plain`` or ``multipart/form-data`` sent cross-site is never read as JSON).
 - A body over ``max_body_bytes`` is refused with 413 from its ``Content-Length``, or while it
   streams in, before anything parses it.
 - At most ``max_concurrency`` requests are in flight per worker; the next one gets 503 with
@@ -136,7 +136,7 @@ class GuardMiddleware:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
-        if body:
+        if body or _header(scope, b"content-type") is not None:    # an empty body may declare nothing
             check_content_type(scope)
         return body
 

@@ -48,7 +48,7 @@ def client(registry: dict, tmp_path_factory: pytest.TempPathFactory):
     from starlette.testclient import TestClient
 
     events = tmp_path_factory.mktemp("events") / "events.db"
-    env = {"MLFLOW_TRACKING_URI": registry["tracking_uri"], "GUANXI_EVENTS_DB": str(events),
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("prometheus")),"MLFLOW_TRACKING_URI": registry["tracking_uri"], "GUANXI_EVENTS_DB": str(events),
            "GUANXI_ADMIN_TOKEN": "admin-secret", "GUANXI_API_TOKEN": API_TOKEN, "GUANXI_POLL_SECONDS": "0",
            "GUANXI_EVENTS_BUSY_MS": "300", "GUANXI_MODEL_URI": "models:/guanxi@champion"}
     saved = {k: os.environ.get(k) for k in env}

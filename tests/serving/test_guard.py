@@ -33,7 +33,7 @@ def test_every_endpoint_needs_the_api_token_when_it_is_set(client, path, body):
 
 
 def test_health_readiness_metrics_and_openapi_stay_open(client):
-    for path in ("/livez", "/readyz", "/docs.json"):   # /metrics: tests/serving/test_real_server.py
+    for path in ("/livez", "/readyz", "/metrics", "/docs.json"):
         assert client.get(path, headers=NO_AUTH).status_code == 200, path
 
 
