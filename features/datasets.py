@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from features.load_raw import RAW_SETS, load_ciao, load_lastfm_hetrec, load_lastfm_sociallgn, load_yelp_hin
@@ -101,3 +104,23 @@ def load_world_dir(path: str | Path) -> Dataset:
                         items["item_id"], tables["users"]["user_id"])
     return Dataset(meta.get("name", root.name), tables["users"], items, tables["ties"],
                    tables["pair_events"], tables["train"], tables["valid"], tables["test"])
+
+
+def without_users(dataset: Dataset, forgotten: Callable[[pd.Series], np.ndarray]) -> tuple[Dataset, int]:
+    """``dataset`` with the users that ``forgotten`` flags (``[n]`` bool per id) removed from every
+    table: users, ties and pair events on either side, and every event split. Returns the dataset
+    and how many of its users were removed."""
+    def keep(df: pd.DataFrame, *cols: str) -> pd.DataFrame:
+        out = df
+        for col in cols:
+            out = out[~forgotten(out[col].astype(str))]
+        return out.reset_index(drop=True)
+
+    gone = int(forgotten(dataset.users["user_id"].astype(str)).sum())
+    if not gone:
+        return dataset, 0
+    return replace(dataset, users=keep(dataset.users, "user_id"),
+                   ties=keep(dataset.ties, "user_id", "friend_id"),
+                   pair_events=keep(dataset.pair_events, "user_id", "friend_id"),
+                   train=keep(dataset.train, "user_id"), valid=keep(dataset.valid, "user_id"),
+                   test=keep(dataset.test, "user_id")), gone

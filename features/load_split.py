@@ -74,7 +74,7 @@ def load_split_dir(path: str | Path, name: str | None = None) -> Dataset:
     validate_ties(ties, social_origin)
 
     if (root / "items.tsv").is_file():
-        items = _read_items(root / "items.tsv")
+        items = read_items_file(root / "items.tsv")
         for fname, ev in (("train.tsv", train), ("valid.tsv", valid), ("test.tsv", test)):
             if len(ev):
                 check_known_ids(ev["item_id"], items["item_id"], "item", Origin(str(root / fname)),
@@ -90,7 +90,15 @@ def load_split_dir(path: str | Path, name: str | None = None) -> Dataset:
                    pair_events=empty_pair_events(), train=train, valid=valid, test=test)
 
 
-def _read_items(path: Path) -> pd.DataFrame:
+def read_items_file(path: Path, known_owners: pd.Series | None = None) -> pd.DataFrame:
+    """An ``items.tsv``-format file as a canonical items table (a split directory's catalogue, or
+    a catalogue update for ``guanxi retrain --items``, whose owners may be ``known_owners``).
+
+    Raises:
+        SchemaError: a missing file, a malformed row or a dangling owner, naming file, line, field.
+    """
+    if not Path(path).is_file():
+        raise SchemaError(str(path), None, None, "no such file")
     df, origin = read_tsv(path, ("item", "kind"), ITEM_FILE_COLUMNS)
     # Without the column, merchants are commercial and nothing else is.
     commercial = parse_bool(df["commercial"], "commercial", origin) if "commercial" in df else None
@@ -98,7 +106,7 @@ def _read_items(path: Path) -> pd.DataFrame:
     category = df["category"].where(df["category"].str.strip() != "", None) if "category" in df else None
     city = df["city"].where(df["city"].str.strip() != "", None) if "city" in df else None
     items = make_items(df["item"].str.strip(), df["kind"].str.strip(), commercial, owner, category, city)
-    validate_items(items, origin)
+    validate_items(items, origin, known_owners)
     return items
 
 

@@ -212,8 +212,9 @@ def validate_events(events: pd.DataFrame, origin: Origin, items_known: pd.Series
         check_known_ids(events["item_id"], items_known, "item_id", origin, "item")
 
 
-def validate_items(items: pd.DataFrame, origin: Origin) -> None:
-    """Check an items table: columns, closed kinds, unique ids, owners that exist."""
+def validate_items(items: pd.DataFrame, origin: Origin, known_owners: pd.Series | None = None) -> None:
+    """Check an items table: columns, closed kinds, unique ids, owners that exist (in the table, or
+    among ``known_owners``: accounts a catalogue update may name without repeating them)."""
     _check_columns(items, ITEM_COLUMNS, origin)
     check_no_missing(items["item_id"], "item_id", origin)
     check_closed_list(items["kind"], ITEM_KINDS, "kind", origin)
@@ -227,6 +228,8 @@ def validate_items(items: pd.DataFrame, origin: Origin) -> None:
     if has_owner.any():
         sub = owners[has_owner]
         known = items["item_id"][items["kind"] == "official_account"]
+        if known_owners is not None:
+            known = pd.concat([known, known_owners.astype(object)])
         bad = ~sub.isin(known).to_numpy()
         if bad.any():
             row = int(np.flatnonzero(has_owner)[np.flatnonzero(bad)[0]])

@@ -58,15 +58,12 @@ class Guanxi:
         from serving.champion import ChampionHolder
         from serving.events import SQLiteEventStore
         from serving.policy import load_policy
-        from serving.retrieval import RetrievalConfig
         from serving.settings import ServeSettings
         from training.registry import use_tracking
 
         self.settings = ServeSettings.from_env()
         tracking = use_tracking(self.settings.tracking_uri)
-        ann = RetrievalConfig(min_items=self.settings.ann_min_items, nprobe=self.settings.ann_nprobe,
-                              table_max_scores=self.settings.table_max_scores,
-                              table_depth=self.settings.table_depth)
+        ann = self.settings.retrieval()
         self.api = RecommendationAPI(ChampionHolder(self.settings.model_uri, self.settings.poll_seconds,
                                                     cache_dir=self.settings.model_cache,
                                                     tracking_uri=tracking, ann=ann),

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from serving.gc_settings import DEFAULT_THRESHOLDS, thresholds_from_env
+from serving.retrieval import RetrievalConfig
 
 DEFAULT_MODEL_URI = "models:/guanxi@champion"
 
@@ -54,6 +55,11 @@ class ServeSettings:
     table_depth: int = 600
     model_cache: str | None = None
     gc_thresholds: tuple[int, int, int] = DEFAULT_THRESHOLDS
+
+    def retrieval(self) -> RetrievalConfig:
+        """How the served model narrows large kinds (ANN index, candidate table)."""
+        return RetrievalConfig(min_items=self.ann_min_items, nprobe=self.ann_nprobe,
+                               table_max_scores=self.table_max_scores, table_depth=self.table_depth)
 
     @classmethod
     def from_env(cls) -> "ServeSettings":

@@ -88,7 +88,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _cmd_train(argparse.Namespace(
         data=str(world_dir), from_run=None, model="guanxi", config=None, set=[],
         time_budget=args.time_budget, metrics_json=str(out / "metrics.json"), no_track=False,
-        tracking_uri=uri, experiment=None, register=True, tag=["demo=1"], no_progress=False))
+        tracking_uri=uri, experiment=None, register=True, tag=["demo=1"], no_progress=False,
+        events_db=str(out / "events.db")))
     from training.bundle import load_bundle
     from training.registry import alias_version, download_bundle, promote, use_tracking
     from serving.recommender import Recommender
@@ -141,6 +142,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"time_budget={args.time_budget}")
     config = load_config(args.config, overrides)
     dataset = load_dataset(args.data)
+    events_db = Path(getattr(args, "events_db", None) or os.environ.get("GUANXI_EVENTS_DB") or "events.db")
+    if events_db.is_file():               # whoever asked to be forgotten stays out of every model
+        from features.datasets import without_users
+        from serving.events import SQLiteEventStore
+
+        dataset, gone = without_users(dataset, SQLiteEventStore(events_db).forget_list().mask)
+        if gone:
+            print(f"left out {gone} users who asked to be forgotten (the forget list in {events_db})")
     print(f"training {config.model} on {dataset.name}: {len(dataset.users)} users, "
           f"{len(dataset.items)} items, {len(dataset.train)} training events")
     from training import distributed
@@ -247,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag the MLflow run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--events-db", help="event log whose forget list applies (default $GUANXI_EVENTS_DB, "
+                                       "else events.db when it exists)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("promote", help="move the @champion alias to a registered version")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -40,7 +42,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         started = time.monotonic()
         try:
             result = retrain(args.events_db, args.tracking_uri, args.data, config, args.set,
-                             progress=not args.no_progress, say=_say)
+                             progress=not args.no_progress, say=_say, items=args.items, policy=args.policy)
             if args.json:
                 Path(args.json).write_text(json.dumps(result, indent=2, default=float))
         except RetrainBusy as exc:
@@ -81,11 +83,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     except mlflow.exceptions.MlflowException:
         pass
     out["data_watermark_seq"] = watermark
+    out["holding_forgotten"] = {"versions": [], "cached": []}
     if Path(args.events_db).is_file():
+        from training.erasure import cached_bundles_holding, versions_holding
+
         store = SQLiteEventStore(args.events_db)
         pending = store.events_since(watermark)
-        out["events_pending"] = int((~pending["user_id"].isin(store.forgotten_users())).sum())
+        forget = store.forget_list()
+        out["events_pending"] = int((~forget.mask(pending["user_id"].astype(str))).sum())
         out["events_logged"] = store.max_seq()
+        out["forgotten_users"] = len(forget)
+        out["holding_forgotten"] = {"versions": versions_holding(forget, client),
+                                    "cached": cached_bundles_holding(forget)}
     else:
         out["events_pending"] = 0
     if args.json:
@@ -97,6 +106,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                                  if e["version"] else "none"))
     print(f"watermark  event seq {watermark}; {out['events_pending']} events pending in {args.events_db}")
     print(f"history    {' -> '.join(out['champion_history']) or 'none'}")
+    held = out["holding_forgotten"]
+    if held["versions"] or held["cached"]:
+        print("erasure    still holding forgotten users: "
+              + ", ".join([f"v{v['version']} ({v['users']})" for v in held["versions"]]
+                          + [f"{c['path']} ({c['users']})" for c in held["cached"]])
+              + "; `guanxi retrain` publishes a scrubbed version, `guanxi forget --purge-versions` removes these")
     return 0
 
 
@@ -111,16 +126,44 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_forget(args: argparse.Namespace) -> int:
     from serving.events import SQLiteEventStore
+    from training.retrain_lock import RetrainBusy, RetrainLock
 
-    counts = SQLiteEventStore(args.events_db).forget(args.user_id)
-    print(f"forgot {args.user_id}: deleted " + ", ".join(f"{n} {t}" for t, n in counts.items())
-          + "; the user is left out of every later retrain")
+    if not args.user_id and not args.purge_versions:
+        raise ValueError("give a USER_ID to forget, --purge-versions, or both")
+    store = SQLiteEventStore(args.events_db, create=False)
+    # The retrain lock: a retrain reading the log now would train on the user after all.
+    try:
+        with RetrainLock(Path(str(args.events_db) + ".retrain.lock")):
+            _forget_locked(args, store)
+    except RetrainBusy as exc:
+        print(f"guanxi forget: {exc}; try again when it has finished", file=sys.stderr)
+        return 3
     return 0
 
 
+def _forget_locked(args: argparse.Namespace, store) -> None:
+    if args.user_id:
+        counts = store.forget(args.user_id)
+        print(f"forgot {args.user_id}: deleted " + ", ".join(f"{n} {t}" for t, n in counts.items())
+              + "; running servers stop using the user within one poll interval, the next retrain "
+                "publishes a version without them")
+    if args.purge_versions:
+        from training.erasure import purge
+        from training.registry import use_tracking
+
+        use_tracking(args.tracking_uri)
+        done = purge(store.forget_list())
+        print(f"purged {len(done['versions'])} versions ("
+              + (", ".join(f"v{v['version']}" for v in done["versions"]) or "none")
+              + f") and {len(done['cached'])} cached bundles that held forgotten users")
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    events_db = os.environ.get("GUANXI_EVENTS_DB") or "events.db"
     p = sub.add_parser("retrain", help="train on new feedback, judge against @champion, promote if it wins")
-    p.add_argument("--events-db", default="events.db", help="the service's event log (default events.db)")
+    p.add_argument("--events-db", default=events_db, help="the service's event log (default $GUANXI_EVENTS_DB or events.db)")
+    p.add_argument("--items", help="catalogue update (items.tsv format) classifying items first seen in feedback")
+    p.add_argument("--policy", help="the policy file the service runs (default $GUANXI_POLICY or the packaged one)")
     p.add_argument("--data", help="base data (default: what the champion was trained on)")
     p.add_argument("--config", help="retrain YAML overriding training/retrain.yaml")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training config key")
@@ -131,7 +174,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("status", help="champion and candidate, their metrics, watermark, pending events")
-    p.add_argument("--events-db", default="events.db")
+    p.add_argument("--events-db", default=events_db)
     p.add_argument("--tracking-uri")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
@@ -141,6 +184,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("forget", help="delete a user's events and settings; keep them out of later models")
-    p.add_argument("user_id")
-    p.add_argument("--events-db", default="events.db")
+    p.add_argument("user_id", nargs="?")
+    p.add_argument("--events-db", default=events_db, help="the service's event log (must exist)")
+    p.add_argument("--purge-versions", action="store_true",
+                   help="delete registered versions and cached bundles that still hold forgotten users")
+    p.add_argument("--tracking-uri")
     p.set_defaults(func=cmd_forget)

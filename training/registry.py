@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "guanxi"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# A version tagged so held users who asked to be forgotten; its artifacts are gone (training/erasure.py).
+PURGED_TAG = "purged"
 
 
 def tracking_uri(explicit: str | None = None) -> str:
@@ -76,15 +78,23 @@ def promote(version: str) -> None:
         ValueError: no such version.
     """
     client = mlflow.MlflowClient()
-    try:
-        client.get_model_version(MODEL_NAME, str(version))
-    except mlflow.exceptions.MlflowException as exc:
-        raise ValueError(f"no version {version!r} of registered model {MODEL_NAME!r}") from exc
+    _refuse_purged(client, str(version))
     history = champion_history()
     if not history or history[-1] != str(version):
         history.append(str(version))
     client.set_registered_model_tag(MODEL_NAME, "champion_history", ",".join(history[-50:]))
     client.set_registered_model_alias(MODEL_NAME, "champion", str(version))
+
+
+def _refuse_purged(client: mlflow.MlflowClient, version: str) -> None:
+    """Raise ``ValueError`` for a version that does not exist or was purged."""
+    try:
+        mv = client.get_model_version(MODEL_NAME, version)
+    except mlflow.exceptions.MlflowException as exc:
+        raise ValueError(f"no version {version!r} of registered model {MODEL_NAME!r}") from exc
+    if mv.tags.get(PURGED_TAG):
+        raise ValueError(f"v{version} was purged ({mv.tags[PURGED_TAG]}): it cannot serve again; "
+                         "promote a newer version")
 
 
 def champion_history() -> list[str]:
@@ -111,6 +121,7 @@ def rollback() -> tuple[str, str]:
     if not history:
         raise ValueError(f"no earlier champion to roll back to (champion is {current})")
     target = history[-1]
+    _refuse_purged(client, target)
     client.set_registered_model_tag(MODEL_NAME, "champion_history", ",".join(history))
     client.set_registered_model_alias(MODEL_NAME, "champion", target)
     return str(current), target

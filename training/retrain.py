@@ -4,13 +4,16 @@ only when it wins without breaking a guardrail.
 Stages (one log line each):
 1. lock (one retrain at a time) and read the champion, its data watermark and the pending events;
    no new events is a no-op;
-2. build the data: the champion's base data plus every event since the watermark, forgotten users
-   dropped everywhere; the newest ``holdout_fraction`` of the new events (by time) is the holdout;
+2. build the data: the champion's base data plus every event the log ever acknowledged (cumulative,
+   whatever earlier gates decided), forgotten users dropped everywhere, events on items no catalogue
+   has classified held back; the newest ``holdout_fraction`` of the arrivals since the watermark
+   (by arrival order) is the holdout, trained on by the next retrain;
 3. train a new model with the champion's config, warm-started from its weights where ids persist;
 4. judge candidate and champion on the same holdout through the serving path
-   (:mod:`training.holdout`), and replay the policy on the candidate's slates;
+   (:mod:`training.holdout`), and replay the deployed policy on the candidate's slates;
 5. decide: recall@20 must beat the champion's by ``margin`` (relative), no kind or sparsity group
-   may lose more than ``max_group_drop``, no policy violation;
+   may lose more than ``max_group_drop``, no policy violation. Erasure overrides the gate: when the
+   champion holds a forgotten user, the scrubbed candidate is promoted whatever it scores;
 6. log the run (metrics, decision and reasons as tags, drift report), register ``@candidate`` and
    promote when the decision says so. Nothing touches the registry before this stage, so a retrain
    killed earlier leaves versions and aliases as they were.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 import torch
 
 from serving.events import SQLiteEventStore
@@ -123,46 +128,66 @@ def decide(champion: dict, candidate: dict, violations: int, config: RetrainConf
 
 def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | None = None,
             config: RetrainConfig = RetrainConfig(), overrides: list[str] | None = None,
-            progress: bool = True, say: Callable[[str], None] = print) -> dict:
+            progress: bool = True, say: Callable[[str], None] = print, items: str | Path | None = None,
+            policy: str | Path | None = None) -> dict:
     """Run one retrain (module doc). Returns ``{"decision": "promoted"|"rejected"|"no-op", ...}``.
+
+    Args:
+        items: a catalogue update (``items.tsv`` format) classifying items first seen in feedback.
+        policy: the policy file the service runs (default ``$GUANXI_POLICY``, else the packaged one):
+            the candidate's slates are replayed under it.
 
     Raises:
         ValueError: no champion to start from, or its data cannot be found.
+        FileNotFoundError: no event log at ``events_db``.
         RetrainBusy: another retrain holds the lock.
     """
     import mlflow
 
     from features.datasets import load_dataset
+    from features.ids import IdMap
+    from features.load_split import read_items_file
     from serving.champion import load_served
+    from serving.policy import load_policy
+    from serving.settings import ServeSettings
     from training.config import load_config
     from training.holdout import evaluate_served
-    from training.registry import (MODEL_NAME, alias_version, download_bundle, promote,
-                                   use_tracking)
+    from training.registry import MODEL_NAME, alias_version, download_bundle, promote, use_tracking
     from training.retrain_lock import RetrainLock
-    from training.tracking import log_training
+    from training.tracking import log_training, write_bundle
     from training.train import train
 
     uri = use_tracking(tracking_uri)
-    store = SQLiteEventStore(events_db)
-    with RetrainLock(Path(str(events_db) + ".retrain.lock")):
+    store = SQLiteEventStore(events_db, create=False)
+    deployed = load_policy(policy or os.environ.get("GUANXI_POLICY") or None)
+    with RetrainLock(Path(str(events_db) + ".retrain.lock")), \
+            tempfile.TemporaryDirectory(prefix="guanxi-retrain-") as tmp:
         client = mlflow.MlflowClient()
         champion_v = alias_version("champion")
         if champion_v is None:
             raise ValueError(f"no @champion in {uri}: train with --register and promote a version first")
         mv = client.get_model_version(MODEL_NAME, champion_v)
-        watermark = int(client.get_registered_model(MODEL_NAME).tags.get("last_retrain_watermark",
-                                                                        mv.tags.get("watermark_seq", 0)))
-        imp_watermark = int(client.get_registered_model(MODEL_NAME).tags.get("last_retrain_impression_seq", 0))
-        forgotten = store.forgotten_users()
-        pending = store.events_since(watermark)
-        pending = pending[~pending["user_id"].isin(forgotten)]
+        tags = client.get_registered_model(MODEL_NAME).tags
+        watermark = int(tags.get("last_retrain_watermark", mv.tags.get("watermark_seq", 0)))
+        imp_watermark = int(tags.get("last_retrain_impression_seq", 0))
+        forget = store.forget_list()
+        upto = store.max_seq()
+        events = store.events_since(0, upto)
+        events = events[~forget.mask(events["user_id"].astype(str))]
+        pending = events[(events["seq"] > watermark) & (events["type"] != "impression")]
         # Impressions the service logged since the last retrain: exposure without a feedback event
         # is not a training signal here (weight 0), but what was served goes into the drift report.
         impressions = store.impressions_since(imp_watermark)
-        impressions = impressions[~impressions["user_id"].isin(forgotten)]
-        _stage(1, f"champion v{champion_v}, watermark {watermark}, {len(pending)} new events, "
-                  f"{len(impressions)} impressions served, {len(forgotten)} forgotten users", say)
-        if len(pending) < max(config.min_new_events, 1):
+        impressions = impressions[~forget.mask(impressions["user_id"].astype(str))]
+        champ_dir = download_bundle(f"models:/{MODEL_NAME}/{champion_v}", Path(tmp) / "champion", uri)
+        holds = int(forget.mask(IdMap.load(champ_dir / "idmap.json").user_ids.astype(str)).sum())
+        catalogue = pd.read_parquet(champ_dir / "items.parquet")       # read before anything else can fail
+        if items is not None:
+            catalogue = pd.concat([catalogue, read_items_file(Path(items), catalogue["item_id"])], ignore_index=True)
+        _stage(1, f"champion v{champion_v}, watermark {watermark}, {len(pending)} new events "
+                  f"({len(events)} acknowledged in all), {len(impressions)} impressions served, "
+                  f"{len(forget)} forgotten users ({holds} in the champion)", say)
+        if len(pending) < max(config.min_new_events, 1) and not holds:
             say(f"retrain: no-op: {len(pending)} new events since watermark {watermark} "
                 f"(need {max(config.min_new_events, 1)}); no new version")
             return {"decision": "no-op", "champion_version": champion_v, "watermark": watermark,
@@ -171,57 +196,69 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
         data_spec = data or run.data.params.get("data")
         if not data_spec:
             raise ValueError(f"champion v{champion_v} records no data; pass --data")
-        base = load_dataset(data_spec)
-        ds, holdout, known = build_retrain_dataset(base, pending, forgotten, config.holdout_fraction)
-        _stage(2, f"data: {len(ds.train)} training events ({len(pending)} new), holdout {len(holdout)} "
-                  f"events of {holdout['user_id'].nunique()} users", say)
+        rd = build_retrain_dataset(load_dataset(data_spec), events, watermark, forget, config.holdout_fraction,
+                                   catalogue)
+        ds, holdout = rd.dataset, rd.holdout
+        _stage(2, f"data: {len(ds.train)} training events ({rd.feedback_trained} from feedback, cumulative), "
+                  f"holdout {len(holdout)} events of {holdout['user_id'].nunique()} users"
+                  + (f"; {rd.held_back} events on {len(rd.unclassified)} unclassified items held back "
+                     f"(e.g. {rd.unclassified[0]!r}; classify them with --items)" if rd.held_back else ""), say)
         params = {k: v for k, v in run.data.params.items() if k != "data"}
         train_config = load_config(None, [f"{k}={v}" for k, v in sorted(params.items())] + list(overrides or [])
                                    + [f"time_budget={config.time_budget}"])
-        with tempfile.TemporaryDirectory(prefix="guanxi-retrain-") as tmp:
-            champ_dir = download_bundle(f"models:/{MODEL_NAME}/{champion_v}", Path(tmp) / "champion", uri)
-            warm = warm_starter(champ_dir) if config.warm_start and (champ_dir / "state_dict.pt").is_file() else None
-            _stage(3, f"training {train_config.model} (warm start: {'yes' if warm else 'no'}, "
-                      f"budget {config.time_budget:.0f}s)", say)
-            start = time.perf_counter()
-            result = train(ds, train_config, progress=progress, warm_start=warm)
-            say(f"retrain: trained {result.epochs} epochs in {time.perf_counter() - start:.0f}s ({result.stopped})")
-            from training.bundle import save_bundle
-            from training.tracking import _known
-
-            prep = result.prepared
-            cand_dir = save_bundle(Path(tmp) / "candidate", model_name=train_config.model,
-                                   config=train_config.to_dict(), idmap=prep.idmap, model=result.model,
-                                   items=prep.dataset.items, circles=prep.circles, history=_known(prep),
-                                   popularity=prep.popularity.numpy(), metrics=result.metrics)
-            champion = load_served(str(champ_dir)).recommender
-            candidate = load_served(str(cand_dir)).recommender
-            _stage(4, "judging champion and candidate on the holdout", say)
-            m_champ = evaluate_served(champion, holdout, known, progress=progress)
-            m_cand = evaluate_served(candidate, holdout, known, progress=progress)
-            violations, replayed = replay_policy(candidate, holdout, config.replay_users)
+        warm = warm_starter(champ_dir) if config.warm_start and (champ_dir / "state_dict.pt").is_file() else None
+        _stage(3, f"training {train_config.model} (warm start: {'yes' if warm else 'no'}, "
+                  f"budget {config.time_budget:.0f}s)", say)
+        start = time.perf_counter()
+        result = train(ds, train_config, progress=progress, warm_start=warm)
+        say(f"retrain: trained {result.epochs} epochs in {time.perf_counter() - start:.0f}s ({result.stopped})")
+        cand_dir = write_bundle(Path(tmp) / "candidate", result, train_config)
+        champion = load_served(str(champ_dir)).recommender
+        candidate = load_served(str(cand_dir)).recommender
+        _stage(4, "judging champion and candidate on the holdout", say)
+        if len(holdout):
+            m_champ = evaluate_served(champion, holdout, rd.known, progress=progress)
+            m_cand = evaluate_served(candidate, holdout, rd.known, progress=progress)
+        else:
+            m_champ = m_cand = None
+        # The replay runs the deployed policy through the path serving takes (same retrieval setup).
+        replayer = load_served(str(cand_dir), ann=ServeSettings.from_env().retrieval()).recommender
+        violations, replayed = replay_policy(replayer, holdout, config.replay_users, deployed)
+        if m_champ is not None:
             ok, reasons = decide(m_champ, m_cand, violations, config)
             say(f"retrain: holdout recall@20 champion {m_champ['recall_at_20']:.4f}, candidate "
                 f"{m_cand['recall_at_20']:.4f}; policy replay {replayed} slates, {violations} violations")
-            drift = drift_report(champion, prep, pending, impressions)
-            _stage(5, "decision: " + ("promote" if ok else "keep the champion") + " — " + "; ".join(reasons), say)
-            new_watermark = int(pending["seq"].max())
-            tags = {"retrain": "1", "decision": "promote" if ok else "reject", "reasons": " | ".join(reasons)[:4900],
+        else:
+            ok, reasons = False, ["no holdout events to judge on"]
+        if holds:
+            ok = True
+            reasons.append(f"erasure: v{champion_v} holds {holds} forgotten users, so this scrubbed version is "
+                           "promoted whatever the gate says")
+        drift = drift_report(champion, result.prepared, pending, impressions)
+        _stage(5, "decision: " + ("promote" if ok else "keep the champion") + " — " + "; ".join(reasons), say)
+        new_watermark = upto
+        run_tags = {"retrain": "1", "decision": "promote" if ok else "reject", "reasons": " | ".join(reasons)[:4900],
                     "champion_version": champion_v, "watermark_seq": str(new_watermark),
-                    "previous_watermark_seq": str(watermark)}
-            info = log_training(result, train_config, "retrain", True, data_spec, tags)
-            version = info["version"]
-            flat = {f"holdout_champion_{k}": v for k, v in m_champ.items() if isinstance(v, float) and np.isfinite(v)}
-            flat.update({f"holdout_candidate_{k}": v for k, v in m_cand.items() if isinstance(v, float) and np.isfinite(v)})
-            flat.update({"policy_violations": violations, "new_events": len(pending)})
-            for k, v in flat.items():
-                client.log_metric(info["run_id"], k, float(v))
-            report = Path(tmp) / "drift.json"
-            report.write_text(json.dumps({"drift": drift, "holdout": {"champion": m_champ, "candidate": m_cand}},
-                                         indent=2, default=float))
-            plot_drift(drift, Path(tmp) / "drift.png")
-            client.log_artifact(info["run_id"], str(report))
-            client.log_artifact(info["run_id"], str(Path(tmp) / "drift.png"))
+                    "previous_watermark_seq": str(watermark), "erasure": "1" if holds else "0",
+                    "forgotten_users_dropped": str(holds),
+                    "replayed_policy": json.dumps({k: getattr(deployed, k) for k in deployed.__dataclass_fields__})}
+        # The registered bundle counts the holdout as consumed: served, it never recommends it back.
+        info = log_training(result, train_config, "retrain", True, data_spec, run_tags, extra_events=holdout)
+        version = info["version"]
+        flat = {f"holdout_champion_{k}": v for k, v in (m_champ or {}).items() if isinstance(v, float) and np.isfinite(v)}
+        flat.update({f"holdout_candidate_{k}": v for k, v in (m_cand or {}).items()
+                     if isinstance(v, float) and np.isfinite(v)})
+        flat.update({"policy_violations": violations, "new_events": len(pending),
+                     "feedback_events_trained": rd.feedback_trained, "held_back_events": rd.held_back,
+                     "epochs_trained": result.epochs})
+        for k, v in flat.items():
+            client.log_metric(info["run_id"], k, float(v))
+        report = Path(tmp) / "drift.json"
+        report.write_text(json.dumps({"drift": drift, "holdout": {"champion": m_champ, "candidate": m_cand},
+                                      "unclassified_items": rd.unclassified[:1000]}, indent=2, default=float))
+        plot_drift(drift, Path(tmp) / "drift.png")
+        client.log_artifact(info["run_id"], str(report))
+        client.log_artifact(info["run_id"], str(Path(tmp) / "drift.png"))
         client.set_model_version_tag(MODEL_NAME, version, "watermark_seq", str(new_watermark))
         client.set_registered_model_tag(MODEL_NAME, "last_retrain_watermark", str(new_watermark))
         if len(impressions):
@@ -234,5 +271,7 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
                                                            if ok else f"; @champion stays v{champion_v}"), say)
         return {"decision": "promoted" if ok else "rejected", "version": version, "champion_version": champion_v,
                 "run_id": info["run_id"], "reasons": reasons, "watermark": new_watermark,
-                "new_events": int(len(pending)), "holdout": {"champion": m_champ, "candidate": m_cand},
-                "policy_violations": violations}
+                "new_events": int(len(pending)), "feedback_events_trained": rd.feedback_trained,
+                "held_back_events": rd.held_back, "erasure": bool(holds),
+                "holdout": {"champion": m_champ, "candidate": m_cand}, "policy_violations": violations,
+                "epochs": result.epochs, "stopped": result.stopped}

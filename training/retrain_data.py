@@ -2,60 +2,90 @@
 the policy replay that must pass before a candidate may be promoted."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features.schema import Dataset, empty_events, make_events, make_items
-from serving.policy import PolicyConfig, apply_policy, slate_violations, UserState
+from features.datasets import without_users
+from features.schema import Dataset, empty_events, make_events
+from serving.forget_list import ForgetList
+from serving.policy import PolicyConfig, slate_violations
 from serving.recommender import Recommender
 
 TIE_BINS = np.linspace(0.0, 1.0, 11)
 
 
-def build_retrain_dataset(base: Dataset, pending: pd.DataFrame, forgotten: set[str],
-                          holdout_fraction: float) -> tuple[Dataset, pd.DataFrame, pd.DataFrame]:
-    """Base data + new events as one training set, and the holdout of the newest new events.
+@dataclass(frozen=True)
+class RetrainData:
+    """What one retrain trains and judges on.
 
     Args:
-        base: the champion's data; its train and valid splits (what the champion learnt from) are
-            the past. Its test split is not: it was only ever the original report's holdout.
-        pending: logged events since the watermark (``seq, user_id, item_id, type, ts, value, event_id``).
-        forgotten: user ids dropped everywhere (base tables and events).
-        holdout_fraction: newest share of the new events (by ``ts``, then arrival) held out.
-
-    Returns:
-        ``(dataset, holdout, known)``: ``dataset.test`` is the holdout; ``known`` every event
-        before it (what rankings leave out). Holdout pairs already known are dropped (a consumed item
-        cannot be recommended, so it could only count as a miss).
+        dataset: ``train`` = the base data's past (train + valid) plus every acknowledged event
+            before the holdout; ``test`` = the holdout.
+        holdout: the newest arrivals since the last retrain (minus pairs already known).
+        known: every event before the holdout (what rankings leave out).
+        feedback_trained: acknowledged events in ``dataset.train``.
+        held_back: events on items the catalogue has not classified (kept in the log, not used).
+        unclassified: those items (sorted).
     """
-    new = pending[pending["type"] != "impression"].sort_values(["ts", "seq"], kind="stable")
-    new = make_events(new["user_id"].to_numpy(), new["item_id"].to_numpy(), new["type"].to_numpy(),
-                      new["ts"].to_numpy(), new["value"].to_numpy(), new["event_id"].to_numpy())
+
+    dataset: Dataset
+    holdout: pd.DataFrame
+    known: pd.DataFrame
+    feedback_trained: int
+    held_back: int
+    unclassified: list[str]
+
+
+def build_retrain_dataset(base: Dataset, events: pd.DataFrame, watermark: int, forget: ForgetList,
+                          holdout_fraction: float, catalogue: pd.DataFrame | None = None) -> RetrainData:
+    """Base data plus every acknowledged event, with the newest arrivals held out.
+
+    Training data is cumulative: every event the log ever acknowledged (up to this retrain's
+    watermark) is trained on, whatever earlier gates decided, except this retrain's holdout: the
+    newest ``holdout_fraction`` of the events that arrived since ``watermark``, by arrival order
+    (``seq``, the server's receive order, never the client's ``ts``). The next retrain trains on
+    them.
+
+    Args:
+        base: the champion's data; its train and valid splits are the past. Its test split is not:
+            it was only ever the original report's holdout.
+        events: acknowledged events (``seq, user_id, item_id, type, ts, value, event_id``).
+        watermark: the ``seq`` up to which the previous retrain read.
+        forget: users dropped everywhere (base tables and events).
+        holdout_fraction: newest share of the new events held out.
+        catalogue: items classified since the base data (a catalogue update, the champion's own
+            catalogue); they join ``base.items``, a later row winning. An event naming an item in
+            neither is held back: an item first seen in feedback has no known kind or
+            commerciality, so it never enters serving until a catalogue update classifies it.
+    """
+    events = events[events["type"] != "impression"]
+    events = events[~forget.mask(events["user_id"].astype(str))].sort_values("seq", kind="stable")
+    items = base.items if catalogue is None else pd.concat([base.items, catalogue], ignore_index=True)
+    items = items.drop_duplicates("item_id", keep="last").reset_index(drop=True)
+    classified = events["item_id"].astype(str).isin(set(items["item_id"].astype(str))).to_numpy()
+    unclassified = sorted(set(events["item_id"].astype(str)[~classified]))
+    events = events[classified]
+    new = events[events["seq"] > watermark]
     cut = int(np.floor(len(new) * (1.0 - holdout_fraction)))
-    older, newest = new.iloc[:cut], new.iloc[cut:]
-    keep = lambda df, col="user_id": df[~df[col].astype(str).isin(forgotten)]  # noqa: E731
-    past = keep(pd.concat([base.train, base.valid], ignore_index=True))
+    newest = new.iloc[cut:]
+    older = events[~events["seq"].isin(set(newest["seq"]))]
+    as_events = lambda df: make_events(df["user_id"].to_numpy(), df["item_id"].to_numpy(),  # noqa: E731
+                                       df["type"].to_numpy(), df["ts"].to_numpy(), df["value"].to_numpy(),
+                                       df["event_id"].to_numpy())
+    older, newest = as_events(older), as_events(newest)
+    base, _ = without_users(base, forget.mask)
+    past = pd.concat([base.train, base.valid], ignore_index=True)
     train = pd.concat([past, older], ignore_index=True)
     known_pairs = set(zip(train["user_id"].astype(str), train["item_id"].astype(str)))
     mask = [(u, i) not in known_pairs for u, i in zip(newest["user_id"].astype(str), newest["item_id"].astype(str))]
     holdout = newest[np.asarray(mask, bool)].drop_duplicates(["user_id", "item_id"]).reset_index(drop=True)
     users = pd.DataFrame({"user_id": pd.unique(pd.concat([
-        keep(base.users)["user_id"].astype(str), new["user_id"].astype(str)]))})
-    unknown = sorted(set(new["item_id"].astype(str)) - set(base.items["item_id"].astype(str)))
-    items = base.items
-    if unknown:
-        # Items first seen in feedback: the catalogue has not told us their kind, so they enter as
-        # non-commercial content until it does.
-        items = pd.concat([items, make_items(np.array(unknown, object), "content")], ignore_index=True)
-    ties = base.ties[~base.ties["user_id"].astype(str).isin(forgotten)
-                     & ~base.ties["friend_id"].astype(str).isin(forgotten)]
-    pairs = base.pair_events[~base.pair_events["user_id"].astype(str).isin(forgotten)
-                             & ~base.pair_events["friend_id"].astype(str).isin(forgotten)]
-    ds = Dataset(f"{base.name}+retrain", users, items, ties.reset_index(drop=True), pairs.reset_index(drop=True),
-                 train, empty_events(), holdout)
-    return ds, holdout, train
+        base.users["user_id"].astype(str), events["user_id"].astype(str)]))})
+    ds = Dataset(f"{base.name}+retrain", users, items, base.ties, base.pair_events, train, empty_events(), holdout)
+    return RetrainData(ds, holdout, train, len(older), int((~classified).sum()), unclassified)
 
 
 def drift_report(champion: Recommender, prep, pending: pd.DataFrame,
@@ -114,18 +144,14 @@ def plot_drift(drift: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def replay_policy(rec: Recommender, holdout: pd.DataFrame, n_users: int, k: int = 20,
-                  policy: PolicyConfig | None = None) -> tuple[int, int]:
-    """Serve ``n_users`` holdout users through ``rec`` with the policy on and count invariant
-    violations (:func:`serving.policy.slate_violations`). Returns ``(violations, slates)``."""
-    policy = policy or PolicyConfig()
+def replay_policy(rec: Recommender, holdout: pd.DataFrame, n_users: int, policy: PolicyConfig,
+                  k: int = 20) -> tuple[int, int]:
+    """Serve ``n_users`` holdout users through ``rec`` with the deployed ``policy``, by the path a
+    request takes (:meth:`serving.recommender.Recommender.explain`), and count invariant violations
+    (:func:`serving.policy.slate_violations`). Returns ``(violations, slates)``."""
     users = sorted(holdout["user_id"].astype(str).unique())[:n_users]
     violations = 0
     for user in users:
-        scored = rec.score(user)
-        cand = rec.candidates(scored, policy.candidates_per_kind(k))
-        cands = rec.describe(scored, cand)
-        state = UserState(consumed=scored.consumed, muted=np.zeros(0, np.int64))
-        slate = apply_policy(cands, state, policy, k, scored.fallback)
+        _, slate, cands, state = rec.explain(user, k, policy)
         violations += len(slate_violations(cands, state, policy, k, slate))
     return violations, len(users)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -37,7 +38,8 @@ def ops(tiny_world, tiny_world_dir, tmp_path, monkeypatch):
     assert main(["train", "--data", str(tiny_world_dir), "--set", "max_epochs=3", "--no-progress",
                  "--register", "--tracking-uri", uri]) == 0
     assert main(["promote", "1", "--tracking-uri", uri]) == 0
-    return {"uri": uri, "db": tmp_path / "events.db", "world": tiny_world, "dir": tmp_path}
+    return {"uri": uri, "db": tmp_path / "events.db", "world": tiny_world, "dir": tmp_path,
+            "world_dir": tiny_world_dir}
 
 
 def _versions(uri: str) -> list[str]:
@@ -46,6 +48,7 @@ def _versions(uri: str) -> list[str]:
 
 
 def test_retrain_with_no_new_events_is_a_noop(ops, capsys):
+    SQLiteEventStore(ops["db"])
     result = retrain(ops["db"], ops["uri"], progress=False)
     assert result["decision"] == "no-op" and result["new_events"] == 0
     assert _versions(ops["uri"]) == ["1"]
@@ -143,25 +146,31 @@ def test_forget_removes_the_user_everywhere(ops, capsys):
     assert main(["forget", gone, "--events-db", str(ops["db"])]) == 0
     assert "forgot" in capsys.readouterr().out
     assert gone not in set(store.events_since(0)["user_id"])
-    assert store.settings(gone).mute == () and store.forgotten_users() == {gone}
-    ds, holdout, known = build_retrain_dataset(ops["world"].dataset, store.events_since(0),
-                                               store.forgotten_users(), 0.2)
-    for table in (ds.users, ds.train, holdout, known):
+    forget = store.forget_list()
+    assert store.settings(gone).mute == () and forget.contains(gone) and len(forget) == 1
+    with sqlite3.connect(ops["db"]) as conn:            # a salted hash is kept, never the id
+        assert not any(gone in str(row) for table in ("forgotten", "meta")
+                       for row in conn.execute(f"SELECT * FROM {table}"))
+    rd = build_retrain_dataset(ops["world"].dataset, store.events_since(0), 0, forget, 0.2)
+    for table in (rd.dataset.users, rd.dataset.train, rd.holdout, rd.known):
         assert gone not in set(table["user_id"].astype(str))
-    assert gone not in set(ds.ties["friend_id"].astype(str)) | set(ds.ties["user_id"].astype(str))
+    assert gone not in set(rd.dataset.ties["friend_id"].astype(str)) | set(rd.dataset.ties["user_id"].astype(str))
 
 
-def test_retrain_data_holds_out_the_newest_events_and_admits_new_ids(ops):
+def test_retrain_data_holds_out_the_newest_arrivals_and_admits_new_users(ops):
     events = _future_events(ops["world"], 0.0, 0.5)
-    events += [{"user_id": "brand-new-user", "item_id": "brand-new-item", "type": "click",
-                "ts": 4_000_000_000, "value": None, "event_id": "new-1"}]
+    events.reverse()                                  # client clocks say nothing about arrival
+    events += [{"user_id": "brand-new-user", "item_id": events[0]["item_id"], "type": "click",
+                "ts": 1_000_000_000, "value": None, "event_id": "new-1"}]
     store = SQLiteEventStore(ops["db"])
     store.append(events)
-    ds, holdout, known = build_retrain_dataset(ops["world"].dataset, store.events_since(0), set(), 0.2)
-    assert holdout["ts"].min() >= known["ts"].max()           # holdout is the newest slice
-    assert "brand-new-user" in set(ds.users["user_id"]) and "brand-new-item" in set(ds.items["item_id"])
-    pairs = set(zip(known["user_id"], known["item_id"]))
-    assert not any((u, i) in pairs for u, i in zip(holdout["user_id"], holdout["item_id"]))
+    logged = store.events_since(0)
+    rd = build_retrain_dataset(ops["world"].dataset, logged, 0, store.forget_list(), 0.2)
+    newest = logged.iloc[int(len(logged) * 0.8):]
+    assert set(rd.holdout["event_id"]) <= set(newest["event_id"]) and "new-1" in set(rd.holdout["event_id"])
+    assert "brand-new-user" in set(rd.dataset.users["user_id"])
+    pairs = set(zip(rd.known["user_id"], rd.known["item_id"]))
+    assert not any((u, i) in pairs for u, i in zip(rd.holdout["user_id"], rd.holdout["item_id"]))
 
 
 def test_retrain_config_rejects_unknown_keys(tmp_path):
@@ -170,3 +179,120 @@ def test_retrain_config_rejects_unknown_keys(tmp_path):
     with pytest.raises(ValueError, match="unknown retrain key 'margn'"):
         load_retrain_config(p)
     assert load_retrain_config().holdout_fraction == 0.2
+
+
+def _pairs_of(bundle) -> set[tuple[str, str]]:
+    h = bundle.history
+    users, items = bundle.idmap.user_ids.astype(str), bundle.idmap.item_ids.astype(str)
+    return {(users[u], items[i]) for u in range(len(users)) for i in h.indices[h.indptr[u]:h.indptr[u + 1]]}
+
+
+def _bundle(uri: str, version: str, dst: Path):
+    from training.bundle import load_bundle
+    from training.registry import download_bundle
+
+    return load_bundle(download_bundle(f"models:/guanxi/{version}", dst, uri))
+
+
+def test_feedback_is_learnt_cumulatively_whatever_the_gate_decided(ops, tmp_path):
+    store = SQLiteEventStore(ops["db"])
+    first, second = _future_events(ops["world"], 0.0, 0.3), _future_events(ops["world"], 0.3, 0.6)
+    store.append(first)
+    rejected = retrain(ops["db"], ops["uri"], config=RetrainConfig(margin=10.0, time_budget=60),
+                       overrides=["max_epochs=2"], progress=False)
+    assert rejected["decision"] == "rejected"
+    store.append(second)
+    result = retrain(ops["db"], ops["uri"], config=RetrainConfig(margin=-1.0, max_group_drop=1.0, time_budget=60),
+                     overrides=["max_epochs=2"], progress=False)
+    # every event of the rejected batch, and all of the second but its holdout, was trained on
+    assert result["feedback_events_trained"] == len(first) + int(len(second) * 0.8)
+    served = _pairs_of(_bundle(ops["uri"], result["version"], tmp_path / "v"))
+    for batch in (first, second):                     # both batches' items are consumed: never recommended back
+        assert {(e["user_id"], e["item_id"]) for e in batch} <= served
+
+
+def test_items_first_seen_in_feedback_wait_for_a_catalogue_update(ops, tmp_path):
+    store = SQLiteEventStore(ops["db"])
+    events = _future_events(ops["world"], 0.0, 0.3)
+    mystery = [{"user_id": e["user_id"], "item_id": "mystery-shop", "type": "pay", "ts": e["ts"],
+                "value": 9.5, "event_id": f"m-{i}"} for i, e in enumerate(events[:3])]
+    store.append(events[: len(events) // 2] + mystery + events[len(events) // 2:])
+    lenient = RetrainConfig(margin=-1.0, max_group_drop=1.0, time_budget=60)
+    result = retrain(ops["db"], ops["uri"], config=lenient, overrides=["max_epochs=2"], progress=False)
+    assert result["held_back_events"] == 3
+    assert "mystery-shop" not in set(_bundle(ops["uri"], result["version"], tmp_path / "a").idmap.item_ids.astype(str))
+    catalogue = tmp_path / "items.tsv"
+    catalogue.write_text("item\tkind\tcommercial\nmystery-shop\tmerchant\ttrue\n")
+    store.append(_future_events(ops["world"], 0.3, 0.4))
+    result = retrain(ops["db"], ops["uri"], config=lenient, overrides=["max_epochs=2"], progress=False,
+                     items=catalogue)
+    assert result["held_back_events"] == 0 and result["decision"] == "promoted"
+    items = _bundle(ops["uri"], result["version"], tmp_path / "b").items.set_index("item_id")
+    assert items.loc["mystery-shop", "kind"] == "merchant" and bool(items.loc["mystery-shop", "commercial"])
+    # the classification stays with the champion's catalogue: the next retrain needs no --items
+    store.append(_future_events(ops["world"], 0.4, 0.5))
+    result = retrain(ops["db"], ops["uri"], config=lenient, overrides=["max_epochs=2"], progress=False)
+    assert result["held_back_events"] == 0
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("item\tkind\nx\tshop\n")
+    with pytest.raises(ValueError, match=r"bad.tsv, line 2, field 'kind'"):
+        retrain(ops["db"], ops["uri"], config=lenient, progress=False, items=bad)
+
+
+def test_retrain_replays_the_deployed_policy(ops, tmp_path, monkeypatch):
+    SQLiteEventStore(ops["db"]).append(_future_events(ops["world"], 0.0, 0.3))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("max_commercial_share: 0.1\nfrequency_cap: 1\n")
+    monkeypatch.setenv("GUANXI_POLICY", str(policy))
+    result = retrain(ops["db"], ops["uri"], config=RetrainConfig(time_budget=60), overrides=["max_epochs=2"],
+                     progress=False)
+    replayed = json.loads(mlflow.MlflowClient().get_run(result["run_id"]).data.tags["replayed_policy"])
+    assert replayed["max_commercial_share"] == 0.1 and replayed["frequency_cap"] == 1
+    policy.write_text("max_comercial_share: 0.1\n")
+    SQLiteEventStore(ops["db"]).append(_future_events(ops["world"], 0.3, 0.4))
+    with pytest.raises(ValueError, match="unknown policy key"):
+        retrain(ops["db"], ops["uri"], progress=False)
+
+
+def test_forget_reaches_every_version_and_cache(ops, tmp_path, capsys, monkeypatch):
+    gone = "u5"
+    assert gone in set(_bundle(ops["uri"], "1", tmp_path / "v1").idmap.user_ids.astype(str))
+    missing = tmp_path / "missing.db"
+    assert main(["forget", gone, "--events-db", str(missing)]) == 2 and not missing.exists()
+    SQLiteEventStore(ops["db"])
+    with RetrainLock(Path(str(ops["db"]) + ".retrain.lock")):
+        assert main(["forget", gone, "--events-db", str(ops["db"])]) == 3
+    monkeypatch.setenv("GUANXI_EVENTS_DB", str(ops["db"]))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GUANXI_MODEL_CACHE", str(cache))
+    from serving.champion import load_served
+
+    load_served("models:/guanxi/1", cache_dir=cache, tracking_uri=ops["uri"])     # a worker's cached copy
+    assert main(["forget", gone]) == 0
+    capsys.readouterr()
+    assert main(["status", "--tracking-uri", ops["uri"], "--json"]) == 0
+    held = json.loads(capsys.readouterr().out)["holding_forgotten"]
+    assert [v["version"] for v in held["versions"]] == ["1"] and len(held["cached"]) == 1
+    assert main(["forget", "--purge-versions", "--tracking-uri", ops["uri"]]) == 2   # the champion holds them
+    # no new events, a gate it cannot pass: erasure publishes and promotes the scrubbed version anyway
+    result = retrain(ops["db"], ops["uri"], config=RetrainConfig(margin=10.0, time_budget=60),
+                     overrides=["max_epochs=2"], progress=False)
+    assert result["decision"] == "promoted" and result["erasure"] and alias_version("champion") == result["version"]
+    assert mlflow.MlflowClient().get_run(result["run_id"]).data.tags["erasure"] == "1"
+    assert gone not in set(_bundle(ops["uri"], result["version"], tmp_path / "v2").idmap.user_ids.astype(str))
+    assert main(["forget", "--purge-versions", "--tracking-uri", ops["uri"]]) == 0
+    v1 = mlflow.MlflowClient().get_model_version("guanxi", "1")
+    assert "purged" in v1.tags and not list(cache.glob("*/bundle"))
+    with pytest.raises(ValueError):
+        _bundle(ops["uri"], "1", tmp_path / "again")
+    assert main(["rollback", "--tracking-uri", ops["uri"]]) == 2 and alias_version("champion") == result["version"]
+    assert main(["promote", "1", "--tracking-uri", ops["uri"]]) == 2
+    capsys.readouterr()
+    assert main(["status", "--tracking-uri", ops["uri"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["holding_forgotten"] == {"versions": [], "cached": []}
+    # training on any data honours the forget list
+    assert main(["train", "--data", str(ops["world_dir"]), "--set", "max_epochs=1", "--no-progress",
+                 "--register", "--tracking-uri", ops["uri"]]) == 0
+    assert "left out 1 users who asked to be forgotten" in capsys.readouterr().out
+    latest = max(_versions(ops["uri"]), key=int)
+    assert gone not in set(_bundle(ops["uri"], latest, tmp_path / "v3").idmap.user_ids.astype(str))
