@@ -120,7 +120,7 @@ def main() -> None:
             chunk = day.iloc[i:i + 1000]
             events = [{"user_id": r.user_id, "item_id": r.item_id, "type": r.type, "ts": int(r.ts),
                        "event_id": r.event_id} for r in chunk.itertuples()]
-            assert post(port, "/feedback", {"events": events}) == {"accepted": len(events)}
+            assert post(port, "/feedback", {"events": events})["accepted"] == len(events)
             for u in users[asked:asked + 40]:
                 post(port, "/recommend", {"user_id": str(u), "k": 20})
             asked += 40

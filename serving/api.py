@@ -32,7 +32,7 @@ class RecommendationAPI:
         holder: the served model and its alias follower.
         store: the event log (feedback, settings, impressions, forget list).
         policy: the exposure policy.
-        poll_seconds: how often the forget list is re-read (0: every second).
+        poll_seconds: how often a background thread re-reads the forget list (0: every second).
     """
 
     def __init__(self, holder: ChampionHolder, store: EventStore, policy: PolicyConfig,
@@ -42,31 +42,39 @@ class RecommendationAPI:
         self.policy = policy
         self._last_prune = 0.0
         self._batcher: MicroBatcher | None = None
-        self.impressions = ImpressionLog(store)
+        self.impressions = ImpressionLog(store, forgotten=lambda user: self.forget_list.contains(user))
         self._forget_every = poll_seconds if poll_seconds > 0 else 1.0
-        self._forget_lock = threading.Lock()
-        self._forget_read = 0.0
         self._forget_count = -1
         self.forget_list: ForgetList = store.forget_list()
-        self._refresh_forgotten(force=True)
+        self._refresh_forgotten()
+        self._stop = threading.Event()
+        threading.Thread(target=self._poll_forgotten, daemon=True, name="guanxi-forget-poll").start()
 
-    def _refresh_forgotten(self, force: bool = False) -> None:
-        """Re-read the forget list when it changed (checked at most every poll interval) and
-        hand it to the served model when either changed."""
-        now = time.monotonic()
-        if not force and now - self._forget_read < self._forget_every:
-            self._apply_forgotten()
-            return
-        with self._forget_lock:
-            self._forget_read = now
-            count = self.store.forgotten_count()
-            if count != self._forget_count:
-                self.forget_list = self.store.forget_list()
-                self._forget_count = count
-                logger.info("forget list: %d users", len(self.forget_list))
+    def _poll_forgotten(self) -> None:
+        while not self._stop.wait(self._forget_every):
+            try:
+                self._refresh_forgotten()
+            except Exception:  # noqa: BLE001 - the poller must never die
+                logger.exception("forget-list poll failed")
+
+    def _refresh_forgotten(self) -> None:
+        """Re-read the forget list when it changed and hand it to the served model."""
+        count = self.store.forgotten_count()
+        if count != self._forget_count:
+            first = self._forget_count < 0
+            self.forget_list = self.store.forget_list()
+            self._forget_count = count
+            logger.info("forget list: %d users", len(self.forget_list))
+            if not first:
+                # Slates logged here while `guanxi forget` ran: drop what is pending, then what
+                # reached the log after its delete.
+                self.impressions.flush()
+                since = int(time.time() - 2 * self._forget_every - 60)
+                self.store.drop_forgotten_impressions(self.forget_list, since)
         self._apply_forgotten()
 
     def _apply_forgotten(self) -> None:
+        """The served model follows the forget list (after a model swap, too)."""
         rec = self.holder.current.recommender
         if rec.forget_list is not self.forget_list:
             rec.forget(self.forget_list)
@@ -78,7 +86,7 @@ class RecommendationAPI:
     async def recommend_async(self, user_id: str, k: int = 20, kinds: list[str] | None = None) -> str:
         """:meth:`recommend` with scoring micro-batched across concurrent requests (when that
         saves work: not with the candidate table, where a user's scoring reads only their row)."""
-        self._refresh_forgotten()
+        self._apply_forgotten()
         served = self.holder.current
         if not served.recommender.batching_pays:
             scored = served.recommender.score_many([user_id])[0]
@@ -93,7 +101,7 @@ class RecommendationAPI:
         """The ``/recommend`` response body as JSON text (:mod:`serving.body`); logs the returned
         slate as impressions (never for a forgotten user)."""
         if served is None:
-            self._refresh_forgotten()
+            self._apply_forgotten()
         served = served or self.holder.current  # one model for the whole request, even mid-swap
         now = time.time() if now is None else now
         forgotten = served.recommender.is_forgotten(user_id)

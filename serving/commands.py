@@ -7,10 +7,11 @@ from pathlib import Path
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from serving.launch import serve_foreground, server_env
+    from serving.launch import check_exposure, serve_foreground, server_env
 
     env = server_env(model_uri=args.model_uri, tracking_uri=args.tracking_uri, events_db=args.events_db,
                      policy=args.policy, workers=args.workers, poll_seconds=args.poll_seconds)
+    check_exposure(args.host, env, args.insecure)
     if args.policy:
         from serving.policy import load_policy
 
@@ -52,7 +53,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--events-db", help="SQLite event log (default events.db, $GUANXI_EVENTS_DB)")
     p.add_argument("--policy", help="policy YAML overriding serving/policy.yaml ($GUANXI_POLICY)")
     p.add_argument("--workers", type=int, help="worker processes (default 1, $GUANXI_WORKERS)")
-    p.add_argument("--poll-seconds", type=float, help="how often workers check the alias (default 10)")
+    p.add_argument("--poll-seconds", type=float,
+                   help="how often workers check the alias and the forget list (default 10)")
+    p.add_argument("--insecure", action="store_true",
+                   help="serve a non-loopback --host without GUANXI_API_TOKEN (open to anyone who can reach it)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("evaluate", help="what the exposure policy costs: test metrics with it on and off")

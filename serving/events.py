@@ -107,7 +107,20 @@ class EventStore(Protocol):
     def impressions_since(self, seq: int) -> pd.DataFrame: ...
     def prune_impressions(self, before_ts: int) -> int: ...
     def forget(self, user_id: str) -> dict[str, int]: ...
+    def drop_forgotten_impressions(self, forget: ForgetList, since_ts: int) -> int:
+        """Delete impressions logged at or after ``since_ts`` for users on ``forget`` (a serving
+        process that logged them while ``guanxi forget`` ran); returns how many slates."""
+        users = [r[0] for r in self._conn().execute(
+            "SELECT DISTINCT user_id FROM impression_slates WHERE ts >= ?", (since_ts,)).fetchall()]
+        gone = [u for u, hit in zip(users, forget.mask(users)) if hit]
+        if not gone:
+            return 0
+        with self._transaction("NORMAL") as conn:
+            return sum(conn.execute("DELETE FROM impression_slates WHERE user_id = ?", (u,)).rowcount for u in gone)
+
     def forget_list(self) -> ForgetList: ...
+    def forgotten_count(self) -> int: ...
+    def drop_forgotten_impressions(self, forget: ForgetList, since_ts: int) -> int: ...
     def max_seq(self) -> int: ...
 
 
@@ -277,6 +290,17 @@ class SQLiteEventStore:
             "SELECT s.seq, s.user_id, j.value AS item_id, s.ts, s.model_version "
             "FROM impression_slates AS s, json_each(s.items) AS j WHERE s.seq > ? ORDER BY s.seq, j.key",
             self._conn(), params=(seq,))
+
+    def drop_forgotten_impressions(self, forget: ForgetList, since_ts: int) -> int:
+        """Delete impressions logged at or after ``since_ts`` for users on ``forget`` (a serving
+        process that logged them while ``guanxi forget`` ran); returns how many slates."""
+        users = [r[0] for r in self._conn().execute(
+            "SELECT DISTINCT user_id FROM impression_slates WHERE ts >= ?", (since_ts,)).fetchall()]
+        gone = [u for u, hit in zip(users, forget.mask(users)) if hit]
+        if not gone:
+            return 0
+        with self._transaction("NORMAL") as conn:
+            return sum(conn.execute("DELETE FROM impression_slates WHERE user_id = ?", (u,)).rowcount for u in gone)
 
     def forget_list(self) -> ForgetList:
         """The users who asked to be forgotten (salted hashes): kept out of every later model."""

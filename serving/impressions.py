@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from typing import Callable
 
 from serving.events import EventStore
 
@@ -22,11 +23,15 @@ class ImpressionLog:
     Args:
         store: the event log that persists impressions.
         flush_every: seconds between background commits.
+        forgotten: user_id -> whether the user asked to be forgotten (their slates are dropped at
+            the flush, so none outlives a forget that ran while it waited).
     """
 
-    def __init__(self, store: EventStore, flush_every: float = 0.05) -> None:
+    def __init__(self, store: EventStore, flush_every: float = 0.05,
+                 forgotten: Callable[[str], bool] | None = None) -> None:
         self.store = store
         self.flush_every = flush_every
+        self.forgotten = forgotten
         self._lock = threading.Lock()
         self._pending: list[tuple[str, list[str], int, str]] = []
         self._counts: dict[str, Counter] = {}
@@ -56,8 +61,9 @@ class ImpressionLog:
             batch, self._pending = self._pending, []
         if not batch:
             return 0
+        kept = [slate for slate in batch if self.forgotten is None or not self.forgotten(slate[0])]
         try:
-            self.store.log_impressions_many(batch)
+            self.store.log_impressions_many(kept)
         except Exception:  # noqa: BLE001 - keep serving; the cap just loosens for these
             logger.exception("could not log %d slates of impressions", len(batch))
         with self._lock:

@@ -6,6 +6,7 @@ flags into that environment, checks the model resolves before anything starts, r
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import socket
@@ -157,17 +158,44 @@ def curl_example(host: str, port: int, user_id: str = "u1") -> str:
             f"-d '{{\"user_id\": \"{user_id}\", \"k\": 5}}'")
 
 
+def check_exposure(host: str, env: dict[str, str], insecure: bool) -> None:
+    """Refuse to serve open beyond this machine: a host other than loopback needs
+    ``GUANXI_API_TOKEN`` (or an explicit ``insecure``).
+
+    Raises:
+        ValueError: one line saying how to set the token.
+    """
+    if insecure or env.get("GUANXI_API_TOKEN"):
+        return
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"--host {host} is reachable from other machines: set GUANXI_API_TOKEN=<secret> "
+                         "(clients then send 'Authorization: Bearer <secret>'), or pass --insecure to serve it open")
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def serve_foreground(host: str, port: int, env: dict[str, str], user_id: str = "u1") -> int:
-    """Run the server until Ctrl-C; print a working curl line once it is ready."""
+    """Run the server until Ctrl-C or SIGTERM (what systemd, Docker and Kubernetes send): either
+    stops the server, which drains in-flight requests, and every worker it started. Prints a
+    working curl line once it is ready."""
     print(f"serving {check_model(env)} on http://{host}:{port} (events: "
           f"{env.get('GUANXI_EVENTS_DB', 'events.db')}, workers: {env.get('GUANXI_WORKERS', '1')})", flush=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     proc = start_server(host, port, env)
     try:
         wait_ready(proc, host, port)
-        print(f"ready. Try:\n  {curl_example(host, port, user_id)}\nCtrl-C stops the server.", flush=True)
+        token = " -H 'Authorization: Bearer $GUANXI_API_TOKEN'" if env.get("GUANXI_API_TOKEN") else ""
+        print(f"ready. Try:\n  {curl_example(host, port, user_id)}{token}\nCtrl-C stops the server.", flush=True)
         return proc.wait()
     except KeyboardInterrupt:
         print("stopping the server", flush=True)
         return 0
     finally:
         stop_server(proc)
+        signal.signal(signal.SIGTERM, previous)

@@ -48,7 +48,9 @@ def client(registry: dict, tmp_path_factory: pytest.TempPathFactory):
     from starlette.testclient import TestClient
 
     events = tmp_path_factory.mktemp("events") / "events.db"
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("prometheus")),"MLFLOW_TRACKING_URI": registry["tracking_uri"], "GUANXI_EVENTS_DB": str(events),
+    # /metrics reads its folder on every call: it stays set for the session
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(tmp_path_factory.mktemp("prometheus")))
+    env = {"MLFLOW_TRACKING_URI": registry["tracking_uri"], "GUANXI_EVENTS_DB": str(events),
            "GUANXI_ADMIN_TOKEN": "admin-secret", "GUANXI_API_TOKEN": API_TOKEN, "GUANXI_POLL_SECONDS": "0",
            "GUANXI_EVENTS_BUSY_MS": "300", "GUANXI_MODEL_URI": "models:/guanxi@champion"}
     saved = {k: os.environ.get(k) for k in env}
@@ -57,13 +59,18 @@ def client(registry: dict, tmp_path_factory: pytest.TempPathFactory):
         from serving.service import Guanxi
 
         app = Guanxi.to_asgi()
-        with TestClient(app, raise_server_exceptions=False,
-                        headers={"Authorization": f"Bearer {API_TOKEN}"}) as c:
-            c.events_db = events
-            yield c
+        client = TestClient(app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {API_TOKEN}"})
+        client.__enter__()                    # the service reads its settings here ...
+        client.get("/readyz")                 # ... and the middleware on the first request
     finally:
+        # Real servers started later in the session must not inherit this app's settings.
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    client.events_db = events
+    try:
+        yield client
+    finally:
+        client.__exit__(None, None, None)
