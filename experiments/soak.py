@@ -1,0 +1,225 @@
+"""Soak test: a real `guanxi serve` under a fixed request rate for minutes, a promotion in the middle.
+
+    .venv/bin/python experiments/soak.py [--seconds 300] [--rate 40] [--users 3000]
+
+1. A synthetic world (cached in .worlds/), two guanxi versions trained on it and registered in
+   .soak/mlflow.db, v1 promoted (cached: delete .soak to retrain).
+2. `guanxi serve` (the CLI, as an operator runs it, with an API token) on a free port, polling the
+   alias every 2 s.
+3. An open-loop load at ``--rate`` requests per second (a request is due every 1/rate s, whatever
+   the answers take): 70 % /recommend, 25 % /feedback (batches of 5 events, each with its own
+   event_id), 5 % /settings; halfway through, `guanxi promote 2`.
+4. Every second, the resident memory of the server and its workers.
+
+Bars: no failed request (anything but a 2xx, or no answer); memory after warm-up (the first 20 %)
+grows by under 10 % to the end (medians of the first and last 10 s after warm-up); every acknowledged
+event is in the event log afterwards; the new version serves after the promotion. Writes
+experiments/results/soak.json (or ``--out``) and exits 1 when a bar fails.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from serving.launch import free_port, wait_ready  # noqa: E402
+
+TOKEN = "soak-token"
+MIX = (("recommend", 0.70), ("feedback", 0.25), ("settings", 0.05))
+
+
+def prepare(users: int, root: Path) -> tuple[str, Path, Path]:
+    """(tracking URI, working dir, world dir) with versions 1 and 2 registered and v1 @champion."""
+    from features.world import WorldConfig, generate_world
+    from features.world_io import write_world
+    from training.registry import alias_version, use_tracking
+
+    world = ROOT / ".worlds" / f"soak-{users}"
+    if not (world / "world.json").is_file():
+        write_world(generate_world(WorldConfig(users=users, seed=3)), world)
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    use_tracking(uri)
+    if alias_version("champion") is None:
+        guanxi = str(Path(sys.executable).with_name("guanxi"))
+        for seed in (0, 1):
+            subprocess.run([guanxi, "train", "--data", str(world), "--set", "max_epochs=3", "--set", f"seed={seed}",
+                            "--no-progress", "--register", "--tracking-uri", uri, "--experiment", "soak"],
+                           check=True, cwd=root)
+        subprocess.run([guanxi, "promote", "1", "--tracking-uri", uri], check=True, cwd=root)
+    return uri, root, world
+
+
+def _tree_rss(pid: int) -> int:
+    try:
+        proc = psutil.Process(pid)
+        return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+    except psutil.NoSuchProcess:
+        return 0
+
+
+class Load:
+    """The request mix against one server; records every outcome."""
+
+    def __init__(self, port: int, users: list[str], items: list[str], seed: int = 0) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.users, self.items = users, items
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.outcomes: list[tuple[str, int, float]] = []       # (kind, status or -1, seconds)
+        self.acked: list[str] = []
+        self.versions: list[tuple[float, str]] = []
+        self._n = 0
+
+    def _post(self, path: str, body: dict) -> tuple[int, dict]:
+        req = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, {}
+
+    def one(self) -> None:
+        with self.lock:
+            self._n += 1
+            n = self._n
+            kind = self.rng.choices([k for k, _ in MIX], [w for _, w in MIX])[0]
+            user = self.rng.choice(self.users)
+            items = [self.rng.choice(self.items) for _ in range(5)]
+        start = time.perf_counter()
+        try:
+            if kind == "recommend":
+                status, body = self._post("/recommend", {"user_id": user, "k": 20})
+                if status == 200:
+                    with self.lock:
+                        self.versions.append((time.time(), body["model_version"]))
+            elif kind == "feedback":
+                ids = [f"soak-{n}-{j}" for j in range(5)]
+                events = [{"user_id": user, "item_id": item, "type": "click", "event_id": eid}
+                          for item, eid in zip(items, ids)]
+                status, body = self._post("/feedback", {"events": events})
+                if status == 200 and body.get("accepted") == 5:
+                    with self.lock:
+                        self.acked.extend(f"{user}\t{eid}" for eid in ids)
+            else:
+                status, _ = self._post("/settings", {"user_id": user, "mute": [items[0]], "unmute": [items[1]]})
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError):
+            status = -1
+        with self.lock:
+            self.outcomes.append((kind, status, time.perf_counter() - start))
+
+
+def run_soak(uri: str, cwd: Path, seconds: float, rate: float, users: list[str], items: list[str],
+             events_db: Path, log: Path | None = None) -> dict:
+    """Serve, load at ``rate`` for ``seconds`` with a promotion to v2 halfway, and measure (module doc)."""
+    port = free_port()
+    env = dict(os.environ, GUANXI_API_TOKEN=TOKEN, BENTOML_DO_NOT_TRACK="True")
+    guanxi = [sys.executable, "-m", "training.cli"]
+    server = subprocess.Popen(guanxi + ["serve", "--port", str(port), "--tracking-uri", uri, "--events-db",
+                                        str(events_db), "--poll-seconds", "2"],
+                              env=env, cwd=cwd, stdout=open(log, "ab") if log else subprocess.DEVNULL,
+                              stderr=subprocess.STDOUT)
+    load = Load(port, users, items)
+    rss: list[tuple[float, int]] = []
+    try:
+        wait_ready(server, "127.0.0.1", port, timeout=300)
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(1.0):
+                rss.append((time.monotonic(), _tree_rss(server.pid)))
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        start = time.monotonic()
+        promoted_at = None
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            k = 0
+            while (now := time.monotonic()) - start < seconds:
+                due = start + k / rate
+                if due > now:
+                    time.sleep(due - now)
+                pool.submit(load.one)
+                k += 1
+                if promoted_at is None and time.monotonic() - start >= seconds / 2:
+                    promoted_at = time.time()
+                    threading.Thread(target=subprocess.run, args=(guanxi + ["promote", "2", "--tracking-uri", uri],),
+                                     kwargs={"cwd": cwd, "check": True, "stdout": subprocess.DEVNULL}).start()
+        stop.set()
+        sampler.join()
+        elapsed = time.monotonic() - start
+    finally:
+        server.send_signal(15)
+        server.wait(timeout=60)
+    with sqlite3.connect(events_db) as conn:
+        stored = {f"{u}\t{e}" for u, e in conn.execute("SELECT user_id, event_id FROM events")}
+    missing = [a for a in load.acked if a not in stored]
+    warm = start + 0.2 * seconds
+    after = [(t, r) for t, r in rss if t >= warm]
+    first = statistics.median(r for t, r in after if t < warm + 10)
+    last = statistics.median(r for t, r in after if t >= after[-1][0] - 10)
+    failed = [o for o in load.outcomes if not 200 <= o[1] < 300]
+    by_kind = {}
+    for kind, _ in MIX:
+        lat = sorted(s for k, st, s in load.outcomes if k == kind)
+        by_kind[kind] = {"requests": len(lat), "p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
+                         "p99_ms": round(1000 * lat[int(len(lat) * 0.99)], 2) if lat else None}
+    served_after = {v for t, v in load.versions if promoted_at and t > promoted_at + 6}
+    result = {
+        "seconds": round(elapsed, 1), "rate_target": rate, "rate_achieved": round(len(load.outcomes) / elapsed, 2),
+        "requests": len(load.outcomes), "failed": len(failed), "failures": [list(f) for f in failed[:20]],
+        "by_kind": by_kind, "acknowledged_events": len(load.acked), "missing_events": len(missing),
+        "rss_mb_after_warmup": round(first / 2**20, 1), "rss_mb_end": round(last / 2**20, 1),
+        "rss_growth": round(last / first - 1.0, 4),
+        "versions_served": sorted({v for _, v in load.versions}), "version_after_promotion": sorted(served_after),
+        "rss_series_mb": [round(r / 2**20, 1) for _, r in rss],
+    }
+    result["bars"] = {"no_failed_request": not failed, "rss_growth_under_10pct": result["rss_growth"] < 0.10,
+                      "every_acknowledged_event_stored": not missing and bool(load.acked),
+                      "promotion_served": served_after == {"2"}}
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--rate", type=float, default=40)
+    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "soak.json"))
+    args = parser.parse_args()
+    uri, cwd, world = prepare(args.users, ROOT / ".soak")
+    import pandas as pd
+
+    users = pd.read_parquet(world / "users.parquet")["user_id"].astype(str).tolist()
+    items = pd.read_parquet(world / "items.parquet")["item_id"].astype(str).tolist()
+    db = cwd / f"events-{int(time.time())}.db"
+    result = run_soak(uri, cwd, args.seconds, args.rate, users + ["new-user-1", "new-user-2"], items, db,
+                      log=cwd / "server.log")
+    result.update({"machine": f"{platform.node()} ({os.cpu_count()} cores)", "world_users": args.users,
+                   "date": time.strftime("%Y-%m-%d %H:%M:%S")})
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    summary = {k: v for k, v in result.items() if k not in ("rss_series_mb", "failures")}
+    print(json.dumps(summary, indent=2))
+    return 0 if all(result["bars"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
