@@ -9,6 +9,9 @@ How each source maps onto the canonical tables (documented in README.md too):
   review's day as ``ts``; trust directed truster -> trustee.
 - Yelp HIN: businesses are ``merchant`` (commercial) with their first listed category and
   their city; one ``view`` event per (user, business), stars as ``value``; no time.
+
+Every raw file drops its exact duplicate rows and self-ties with one warning line
+(:func:`features.schema.drop_messy_rows`).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import (
-    Dataset, Origin, SchemaError, Tables, check_known_ids, empty_events, empty_pair_events,
+    Dataset, Origin, SchemaError, Tables, check_known_ids, drop_messy_rows, empty_events, empty_pair_events,
     make_events, make_items, validate_ties,
 )
 from features.tsv import parse_float, parse_int, read_tsv
@@ -42,8 +45,8 @@ def _ties(user: pd.Series, friend: pd.Series, origin: Origin, users: pd.DataFram
 def load_lastfm_hetrec(root: str | Path) -> Tables:
     """LastFM HetRec 2011 (``user_artists.dat``, ``user_friends.dat``)."""
     root = Path(root)
-    ua, ua_origin = read_tsv(root / "user_artists.dat", ("userID", "artistID", "weight"))
-    uf, uf_origin = read_tsv(root / "user_friends.dat", ("userID", "friendID"))
+    ua, ua_origin = drop_messy_rows(*read_tsv(root / "user_artists.dat", ("userID", "artistID", "weight")))
+    uf, uf_origin = drop_messy_rows(*read_tsv(root / "user_friends.dat", ("userID", "friendID")), ("userID", "friendID"))
     parse_int(ua["userID"], "userID", ua_origin)
     parse_int(ua["artistID"], "artistID", ua_origin)
     weight = parse_float(ua["weight"], "weight", ua_origin)
@@ -63,11 +66,11 @@ def load_lastfm_sociallgn(root: str | Path) -> Dataset:
     root = Path(root)
     frames = {}
     for name in ("train_set.txt", "test_set.txt"):
-        df, origin = read_tsv(root / name, ("user", "item"), sep=",")
+        df, origin = drop_messy_rows(*read_tsv(root / name, ("user", "item"), sep=","))
         parse_int(df["user"], "user", origin)
         parse_int(df["item"], "item", origin)
         frames[name] = make_events(df["user"], df["item"], "view")
-    trust, t_origin = read_tsv(root / "trust.txt", ("user", "friend"), sep=",")
+    trust, t_origin = drop_messy_rows(*read_tsv(root / "trust.txt", ("user", "friend"), sep=","), ("user", "friend"))
     train, test = frames["train_set.txt"], frames["test_set.txt"]
     users = _users_of(train["user_id"], test["user_id"], trust["user"], trust["friend"])
     ties = _ties(trust["user"], trust["friend"], t_origin, users)
@@ -91,7 +94,8 @@ def load_ciao(root: str | Path) -> Tables:
     rating = _load_mat(rating_path, "rating", 6, loadmat)
     trust = _load_mat(trust_path, "trustnetwork", 2, loadmat)
     source = f"{rating_path}['rating']"
-    frame = pd.DataFrame(rating, columns=["user", "item", "category", "rating", "helpful", "ts"])
+    frame, _ = drop_messy_rows(pd.DataFrame(rating, columns=["user", "item", "category", "rating", "helpful", "ts"]),
+                               Origin(source, first_line=1))
     if (frame[["user", "item"]] <= 0).any().any():
         row = int(np.flatnonzero((frame[["user", "item"]] <= 0).any(axis=1).to_numpy())[0])
         raise SchemaError(source, row + 1, "userid/productid", "ids must be positive")
@@ -111,8 +115,9 @@ def load_ciao(root: str | Path) -> Tables:
     events = make_events(frame["user"].to_numpy(), frame["item"].to_numpy(), "view",
                          ts=frame["ts"].to_numpy(), value=frame["rating"].to_numpy())
     users = _users_of(events["user_id"])
-    ties = _ties(pd.Series(trust[:, 0]), pd.Series(trust[:, 1]),
-                 Origin(f"{trust_path}['trustnetwork']", first_line=1), users)
+    trust, t_origin = drop_messy_rows(pd.DataFrame(trust, columns=["truster", "trustee"]),
+                                      Origin(f"{trust_path}['trustnetwork']", first_line=1), ("truster", "trustee"))
+    ties = _ties(trust["truster"], trust["trustee"], t_origin, users)
     return Tables(users, items, ties, empty_pair_events(), events.reset_index(drop=True))
 
 
@@ -151,8 +156,9 @@ def load_yelp_hin(root: str | Path) -> Tables:
     """Yelp HIN: ``user_business.dat``, ``user_user.dat``, ``business_category.dat``,
     ``business_city.dat`` (tab-separated, no header, 1-based ids)."""
     root = Path(root)
-    ub, ub_origin = _read_headerless(root / "user_business.dat", ("user", "business", "rating"))
-    uu, uu_origin = _read_headerless(root / "user_user.dat", ("user", "friend", "weight"))
+    ub, ub_origin = drop_messy_rows(*_read_headerless(root / "user_business.dat", ("user", "business", "rating")))
+    uu, uu_origin = drop_messy_rows(*_read_headerless(root / "user_user.dat", ("user", "friend", "weight")),
+                                    ("user", "friend"))
     bc, _ = _read_headerless(root / "business_category.dat", ("business", "category", "weight"))
     bcity, _ = _read_headerless(root / "business_city.dat", ("business", "city", "weight"))
     for col in ("user", "business"):

@@ -7,7 +7,9 @@ Layout (ARCHITECTURE.md):
     items.tsv (optional): header ``item<TAB>kind``, optional ``commercial``, ``owner``, ``category``,
         ``city`` (an optional extension: the merchant's city, as in Yelp).
 
-Sizes come from the files; nothing is per dataset. Users are every id in any file; items are
+Sizes come from the files; nothing is per dataset. Exact duplicate rows and self-ties (a user
+trusting themselves) are dropped with one warning line per file; anything else malformed is an
+error naming file, line and field. Users are every id in any file; items are
 ``items.tsv`` when present (then an event naming another item is a dangling id), otherwise every
 item in any event file, loaded as kind ``content``.
 """
@@ -19,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from features.schema import (
-    Dataset, Origin, SchemaError, check_known_ids, empty_events, empty_pair_events, make_events, make_items,
+    Dataset, Origin, SchemaError, check_known_ids, drop_messy_rows, empty_events, empty_pair_events, make_events,
+    make_items,
     validate_events, validate_items, validate_ties,
 )
 from features.tsv import AtomicDir, parse_bool, parse_float, parse_int, read_tsv, write_tsv
@@ -35,7 +38,7 @@ def is_split_dir(path: str | Path) -> bool:
 
 def read_event_file(path: Path) -> pd.DataFrame:
     """Read one ``user<TAB>item[...]`` file into a canonical events table."""
-    df, origin = read_tsv(path, ("user", "item"), EVENT_FILE_COLUMNS)
+    df, origin = drop_messy_rows(*read_tsv(path, ("user", "item"), EVENT_FILE_COLUMNS))
     n = len(df)
     ts = parse_int(df["ts"], "ts", origin) if "ts" in df else None
     value = parse_float(df["value"], "value", origin) if "value" in df else None
@@ -68,7 +71,7 @@ def load_split_dir(path: str | Path, name: str | None = None) -> Dataset:
     test = read_event_file(root / "test.tsv")
     valid = read_event_file(root / "valid.tsv") if (root / "valid.tsv").is_file() else empty_events()
 
-    social, social_origin = read_tsv(root / "social.tsv", ("user", "friend"))
+    social, social_origin = drop_messy_rows(*read_tsv(root / "social.tsv", ("user", "friend")), ("user", "friend"))
     ties = pd.DataFrame({"user_id": social["user"].str.strip().astype(object),
                          "friend_id": social["friend"].str.strip().astype(object)})
     validate_ties(ties, social_origin)

@@ -11,6 +11,7 @@ events:       user_id, item_id, type, ts (nullable Int64), value (float), event_
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,8 @@ ITEM_EVENT_TYPES: tuple[str, ...] = (
     "view", "read", "like", "comment", "share", "follow", "click", "pay", "impression",
 )
 PAIR_EVENT_TYPES: tuple[str, ...] = ("message", "red_packet", "moment_like", "moment_comment")
+
+logger = logging.getLogger(__name__)
 
 USER_COLUMNS = ("user_id",)
 ITEM_COLUMNS = ("item_id", "kind", "commercial", "owner_id", "category", "city")
@@ -235,6 +238,37 @@ def validate_items(items: pd.DataFrame, origin: Origin, known_owners: pd.Series 
             row = int(np.flatnonzero(has_owner)[np.flatnonzero(bad)[0]])
             raise SchemaError(origin.source, origin.line(row), "owner",
                               f"dangling id {owners.iloc[row]!r}: owner must be an official_account item")
+
+
+def drop_messy_rows(df: pd.DataFrame, origin: Origin,
+                    pair: tuple[str, str] | None = None) -> tuple[pd.DataFrame, Origin]:
+    """Drop the rows public dumps are known to carry that are not errors: exact duplicate rows, and
+    (for a tie file, columns ``pair``) self-ties, a user trusting themselves. One warning line per
+    file says how many of each, with an example line; the returned origin keeps the file's line
+    numbers for the rows kept, so later errors still point at the right line.
+
+    Args:
+        df: rows as read, in file order (row ``r`` is line ``origin.line(r)``).
+        origin: where they came from.
+        pair: the two id columns of a tie file.
+    """
+    self_tie = (df[pair[0]].astype(str) == df[pair[1]].astype(str)).to_numpy() if pair and len(df) else \
+        np.zeros(len(df), bool)
+    duplicate = df.duplicated(keep="first").to_numpy() & ~self_tie if len(df) else np.zeros(0, bool)
+    if not (self_tie.any() or duplicate.any()):
+        return df, origin
+    parts = []
+    if self_tie.any():
+        r = int(np.flatnonzero(self_tie)[0])
+        parts.append(f"{int(self_tie.sum())} self-ties (e.g. line {origin.line(r)}: "
+                     f"{str(df[pair[0]].iloc[r])!r} -> {str(df[pair[1]].iloc[r])!r})")
+    if duplicate.any():
+        r = int(np.flatnonzero(duplicate)[0])
+        parts.append(f"{int(duplicate.sum())} exact duplicate rows (e.g. line {origin.line(r)})")
+    logger.warning("%s: dropped %s", origin.source, " and ".join(parts))
+    keep = np.flatnonzero(~(self_tie | duplicate))
+    lines = origin.lines[keep] if origin.lines is not None else origin.first_line + keep
+    return df.iloc[keep].reset_index(drop=True), Origin(origin.source, origin.first_line, np.asarray(lines))
 
 
 def validate_ties(ties: pd.DataFrame, origin: Origin, users_known: pd.Series | None = None) -> None:

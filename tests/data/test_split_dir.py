@@ -55,7 +55,9 @@ def test_round_trip_keeps_everything(tmp_path):
     ("train.tsv", "user\titem\tvalue\nu1\ti1\tabc\n", r"line 2, field 'value': not a finite number"),
     ("train.tsv", "user\titem\nu1\t\n", r"train\.tsv, line 2, field 'item': missing value"),
     ("train.tsv", "user\titem\nu1\ti1\textra\n", r"train\.tsv, line 2.*malformed row"),
-    ("social.tsv", "user\tfriend\nu1\tu1\n", r"social\.tsv, line 2, field 'friend_id': self-tie"),
+    ("social.tsv", "user\tfriend\nu1\tu1\nu2\t\n", r"social\.tsv, line 3, field 'friend': missing value"),
+    ("train.tsv", "user\titem\tts\nu1\ti1\t10\nu1\ti1\t10\nu1\ti2\tlater\n",
+     r"train\.tsv, line 4, field 'ts': not an integer"),     # lines still count after a dropped duplicate
     ("items.tsv", "item\tkind\ni1\tcontent\ni2\tpodcast\ni3\tcontent\n",
      r"items\.tsv, line 3, field 'kind': unknown value 'podcast'"),
     ("items.tsv", "item\tkind\ni1\tcontent\ni2\tcontent\n",
@@ -84,3 +86,19 @@ def test_failed_write_leaves_the_old_directory_untouched(tmp_path):
         write_split_dir(broken, tmp_path / "out")
     assert sorted(p.name for p in out.iterdir()) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_self_ties_and_duplicate_rows_are_dropped_with_one_warning(tmp_path, caplog):
+    files = dict(GOOD)
+    files["social.tsv"] = "user\tfriend\nu1\tu2\nu1\tu1\nu2\tu1\nu1\tu2\nu3\tu3\nu3\tu4\n"
+    files["train.tsv"] = GOOD["train.tsv"] + "u1\ti1\t10\t2\n"          # line 5 repeats line 2
+    with caplog.at_level("WARNING", logger="features.schema"):
+        ds = load_split_dir(_write(tmp_path / "d", files))
+    assert list(zip(ds.ties["user_id"], ds.ties["friend_id"])) == [("u1", "u2"), ("u2", "u1"), ("u3", "u4")]
+    assert len(ds.train) == 3
+    lines = [r.getMessage() for r in caplog.records]
+    social = [m for m in lines if "social.tsv" in m]
+    train = [m for m in lines if "train.tsv" in m]
+    assert len(social) == 1 and "2 self-ties (e.g. line 3: 'u1' -> 'u1')" in social[0]
+    assert "1 exact duplicate rows (e.g. line 5)" in social[0]
+    assert len(train) == 1 and "1 exact duplicate rows (e.g. line 5)" in train[0]
