@@ -44,6 +44,9 @@ class Recommender:
     """
 
     def __init__(self, bundle: Bundle, ann: RetrievalConfig | None = None, index_dir: Path | None = None) -> None:
+        if bundle.meta.get("servable") is False:
+            raise ValueError(f"a {bundle.meta.get('model')} bundle records no embeddings to serve "
+                             "(an item-item comparison baseline)")
         self.bundle = bundle
         self.idmap = bundle.idmap
         # Plain ndarray views of the (possibly memory-mapped) embeddings: indexing a memmap builds

@@ -107,7 +107,7 @@ def build_adjacency(config: TrainConfig, idmap: IdMap, pair_user: np.ndarray, pa
                     pair_weight: np.ndarray, social: tuple[np.ndarray, np.ndarray, np.ndarray],
                     owners: tuple[np.ndarray, np.ndarray]) -> torch.Tensor | None:
     """The normalised CSR adjacency for ``config.model`` (None for models that do not propagate)."""
-    if config.model in ("bpr", "popular") or config.layers == 0:
+    if config.model in ("bpr", "popular", "ease", "itemknn") or config.layers == 0:
         return None
     src, dst, w = social
     return normalized_adjacency(idmap.num_users, idmap.num_items, pair_user, pair_item, pair_weight,

@@ -78,6 +78,7 @@ def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
              indices=history.indices.astype(np.int64), **extra)
     np.save(out / "popularity.npy", popularity.astype(np.float32))
     meta = {"format": BUNDLE_FORMAT, "model": model_name, "config": config,
+            "servable": model is not None or model_name == "popular",
             "num_users": idmap.num_users, "num_items": idmap.num_items,
             "dim": int(users.shape[1]) if model is not None else 0,
             "support_weight": model.support_weight.item() if getattr(model, "support_weight", None) is not None else 0.0,

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from training.config import ITEM_MODELS, MODELS
+
 logger = logging.getLogger("guanxi")
 
 
@@ -141,6 +143,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.time_budget is not None:
         overrides.append(f"time_budget={args.time_budget}")
     config = load_config(args.config, overrides)
+    if args.register and config.model in ITEM_MODELS:
+        raise ValueError(f"--register: {config.model} is a comparison baseline (item-item scores, no embeddings); "
+                         "it cannot be served, so it is not registered")
     dataset = load_dataset(args.data)
     events_db = Path(getattr(args, "events_db", None) or os.environ.get("GUANXI_EVENTS_DB") or "events.db")
     if events_db.is_file():               # whoever asked to be forgotten stays out of every model
@@ -245,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model, evaluate on the test split, track in MLflow")
     p.add_argument("--data", help="world dir, split dir, or lastfm|lastfm-sociallgn|ciao|yelp")
     p.add_argument("--from-run", metavar="RUN_ID", help="rebuild an MLflow run: its data and resolved config")
-    p.add_argument("--model", choices=["guanxi", "lightgcn", "lightgcn-s", "bpr", "popular"])
+    p.add_argument("--model", choices=list(MODELS))
     p.add_argument("--config", help="YAML config (keys as in training/default.yaml)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--metrics-json", help="write test metrics (and valid, breakdowns, ...) here")

@@ -11,7 +11,8 @@ from typing import Any
 
 from training.yaml_config import load_yaml_config
 
-MODELS = ("guanxi", "lightgcn", "lightgcn-s", "bpr", "popular")
+MODELS = ("guanxi", "lightgcn", "lightgcn-s", "bpr", "popular", "ease", "itemknn")
+ITEM_MODELS = ("ease", "itemknn")      # item-item baselines (training/item_models.py): not servable
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class TrainConfig:
     time_budget: float = 1440.0
     device: str = "cpu"
     fanouts: str = ""
+    ease_max_items: int = 20_000
 
     @property
     def fanout_list(self) -> tuple[int, ...]:

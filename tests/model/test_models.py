@@ -14,7 +14,7 @@ from training.train import train
 
 PROBE = Path(__file__).resolve().parents[2] / "experiments" / "probe_lastfm.py"
 
-MODELS = ["popular", "bpr", "lightgcn", "lightgcn-s", "guanxi"]
+MODELS = ["popular", "bpr", "lightgcn", "lightgcn-s", "guanxi", "ease", "itemknn"]
 
 
 def two_communities(seed: int = 0) -> Dataset:
@@ -145,3 +145,38 @@ def test_every_model_saves_a_bundle_that_scores_like_the_model(checkerboard, tmp
             expect = score(torch.arange(3)).numpy()
         got = bundle.user_emb[:3] @ bundle.item_emb.T
         assert np.allclose(got, expect, atol=1e-4)
+
+
+def test_item_baselines_choose_their_regulariser_on_validation_only(checkerboard, monkeypatch):
+    from training import item_models
+
+    seen: list[float] = []
+    real = item_models.ease_weights
+
+    def spy(x, lam):
+        seen.append(lam)
+        return real(x, lam)
+
+    monkeypatch.setattr(item_models, "ease_weights", spy)
+    result = train(checkerboard, TrainConfig(model="ease"), progress=False)
+    assert seen == list(item_models.EASE_LAMBDAS)             # one solve per grid value, no refit
+    grid = [row["valid_recall_at_20"] for row in result.history]
+    assert result.metrics["chosen_param"] == item_models.EASE_LAMBDAS[int(np.argmax(grid))]
+    assert result.metrics["valid"]["recall_at_20"] == pytest.approx(max(grid))
+
+
+def test_ease_over_the_most_popular_items_when_the_catalogue_is_too_big(checkerboard):
+    result = train(checkerboard, TrainConfig(model="ease", ease_max_items=50), progress=False)
+    assert result.metrics["recall_at_20"] > 0.4
+
+
+def test_item_baselines_are_not_registered(tmp_path, capsys):
+    from training.cli import main
+
+    world = tmp_path / "d"
+    world.mkdir()
+    (world / "train.tsv").write_text("user\titem\nu1\ti1\nu2\ti1\nu2\ti2\n")
+    (world / "test.tsv").write_text("user\titem\nu1\ti2\n")
+    (world / "social.tsv").write_text("user\tfriend\nu1\tu2\n")
+    assert main(["train", "--data", str(world), "--model", "itemknn", "--register", "--no-track"]) == 2
+    assert "cannot be served" in capsys.readouterr().err
