@@ -12,7 +12,9 @@
 3. Four `bentoml serve` processes up at once: guanxi (defaults: candidate table on), guanxi with
    the table off (`GUANXI_TABLE_MAX_SCORES=0`: every item scored), experiments/trivial_service.py
    (the yardstick, Python's default GC) and the same trivial endpoint with guanxi's GC settings
-   (`trivial-gc`, serving/gc_settings.py). At 1, 8 and 32 connections, `--rounds` alternating
+   (`trivial-gc`, serving/gc_settings.py); with `--before REF`, a fifth: the same model served by
+   the code at git commit REF (`guanxi-before`), for a regression check. Each guanxi server writes
+   its own event log, fresh for every worker count. At 1, 8 and 32 connections, `--rounds` alternating
    `wrk` runs (one per server in turn, so all see the same machine) from this machine; a Lua
    script spreads requests over 5,000 random users (known users plus 5 % unknown ones, served by
    the fallback). Reported: medians per endpoint, the median of the per-round throughput ratios
@@ -67,6 +69,14 @@ def prepare(users: int, content_per_user: float, budget: float) -> tuple[Path, s
               "--register", "--tracking-uri", uri, "--experiment", "bench-serving"])
         _run([guanxi, "promote", alias_version("candidate"), "--tracking-uri", uri])
     return world, uri
+
+
+def checkout(ref: str) -> Path:
+    """The code at ``ref`` in a git worktree under .bench/before (replaced on every run)."""
+    where = BENCH / "before"
+    subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=ROOT, capture_output=True)
+    _run(["git", "worktree", "add", "--detach", str(where), ref])
+    return where
 
 
 def in_process(uri: str, n: int = 2000, batch: int = 8) -> dict:
@@ -169,6 +179,7 @@ def side_by_side(ports: dict[str, int], seconds: int, rounds: int, script: Path,
     rows: dict[str, list[dict]] = {label: [] for label in ports}
     ratios: dict[str, dict[str, float]] = {label: {} for label in ports if label != "trivial"}
     vs_gc: dict[str, float] = {}          # guanxi against the trivial endpoint with guanxi's GC settings
+    vs_before: dict[str, float] = {}      # guanxi against the same model served by an earlier commit
     for c in (1, 8, 32):
         runs: dict[str, list[dict]] = {label: [] for label in ports}
         for _ in range(rounds):
@@ -186,11 +197,17 @@ def side_by_side(ports: dict[str, int], seconds: int, rounds: int, script: Path,
             ratios[label][str(c)] = statistics.median(per_round)
             print(f"  w{workers} {label}/trivial req/s at c={c}: {ratios[label][str(c)]:.2f} "
                   f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)})", flush=True)
+        if "guanxi-before" in runs:
+            per_round = [g["req_per_s"] / b["req_per_s"] for g, b in zip(runs["guanxi"], runs["guanxi-before"])]
+            vs_before[str(c)] = statistics.median(per_round)
+            print(f"  w{workers} guanxi/guanxi-before req/s at c={c}: {vs_before[str(c)]:.2f} "
+                  f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)})", flush=True)
         per_round = [g["req_per_s"] / t["req_per_s"] for g, t in zip(runs["guanxi"], runs["trivial-gc"])]
         vs_gc[str(c)] = statistics.median(per_round)
         print(f"  w{workers} guanxi/trivial-gc req/s at c={c}: {vs_gc[str(c)]:.2f} "
               f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)})", flush=True)
-    return {"workers": workers, **rows, "throughput_ratio": ratios, "guanxi_vs_trivial_gc": vs_gc}
+    return {"workers": workers, **rows, "throughput_ratio": ratios, "guanxi_vs_trivial_gc": vs_gc,
+            "guanxi_vs_before": vs_before}
 
 
 def main() -> None:
@@ -203,6 +220,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
     parser.add_argument("--rounds", type=int, default=6, help="alternating runs per client count")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--before", metavar="GIT_REF",
+                        help="also serve the same model with the code at this commit (`guanxi-before`, from a "
+                             "git worktree in .bench/before), side by side: a regression check")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -215,17 +235,22 @@ def main() -> None:
     known = pd.read_parquet(world / "users.parquet")["user_id"].astype(str).to_numpy()
     users = np.concatenate([rng.choice(known, 4750, replace=False), [f"new{i}" for i in range(250)]])
     script = lua_script(users, BENCH / "recommend.lua")
-    events = BENCH / "events.db"
-    for f in BENCH.glob("events.db*"):
-        f.unlink()
+    before = checkout(args.before) if args.before else None
     result = {"machine": f"{platform.node()} {os.cpu_count()} cores", "wrk_seconds": args.seconds,
-              "rounds": args.rounds, "in_process": pure, "runs": []}
+              "rounds": args.rounds, "in_process": pure, "before": args.before, "runs": []}
     for workers in args.workers:
-        env = server_env(tracking_uri=uri, events_db=str(events), workers=workers, poll_seconds=10)
-        servers = {"guanxi": ("serving.service:Guanxi", None, env),
-                   "guanxi-exact": ("serving.service:Guanxi", None, {**env, "GUANXI_TABLE_MAX_SCORES": "0"}),
+        env = server_env(tracking_uri=uri, workers=workers, poll_seconds=10)
+        # Each server its own fresh event log: impressions (and so frequency caps) never carry over
+        # from another server or an earlier worker count.
+        for f in BENCH.glob("events-*.db*"):
+            f.unlink()
+        log = lambda label: {**env, "GUANXI_EVENTS_DB": str(BENCH / f"events-{label}.db")}  # noqa: E731
+        servers = {"guanxi": ("serving.service:Guanxi", None, log("guanxi")),
+                   "guanxi-exact": ("serving.service:Guanxi", None, {**log("exact"), "GUANXI_TABLE_MAX_SCORES": "0"}),
                    "trivial": ("trivial_service:Trivial", ROOT / "experiments", env),
                    "trivial-gc": ("trivial_service:Trivial", ROOT / "experiments", {**env, "TRIVIAL_SETTLE_GC": "1"})}
+        if before is not None:
+            servers["guanxi-before"] = ("serving.service:Guanxi", before, log("before"))
         procs: dict[str, object] = {}
         ports: dict[str, int] = {}
         try:
@@ -242,7 +267,7 @@ def main() -> None:
     print("| workers | endpoint | clients | p50 ms | p99 ms | req/s | non-2xx | guanxi/trivial req/s |")
     print("|---|---|---|---|---|---|---|---|")
     for run in result["runs"]:
-        for label in ("guanxi", "guanxi-exact", "trivial", "trivial-gc"):
+        for label in [k for k in ("guanxi", "guanxi-exact", "guanxi-before", "trivial", "trivial-gc") if k in run]:
             for r in run[label]:
                 ratio = run["throughput_ratio"][label][str(r["connections"])] if label != "trivial" else None
                 print(f"| {run['workers']} | {label} | {r['connections']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "

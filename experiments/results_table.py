@@ -1,23 +1,26 @@
-"""The results table (dataset x model x metrics, seeds, train time), built from the MLflow runs.
+"""The results table (dataset x model x metrics, seeds, train time) and each dataset's gap to its
+best baseline, built from the recorded runs.
 
-    .venv/bin/python experiments/results_table.py [--tracking-uri sqlite:///mlflow.db]
+    .venv/bin/python experiments/results_table.py
 
-Reads every run tagged ``bench`` (experiments/run_benchmarks.py sets it), groups by dataset,
-model and variant, and reports the mean and standard deviation over seeds. The last column names
-every config key where a run differs from what its plan row resolves to under today's defaults
-(empty = the row is current); a run that finished inside today's ``time_budget`` is not flagged
-for it, nor world rows (their own validation split) for the carve keys. Writes
-experiments/results/results.md and prints it.
+Reads every metrics JSON that experiments/run_benchmarks.py wrote (``results/runs/<row>.json``: the
+metrics, the resolved config, the train time; the same run is in MLflow, tagged ``bench``), groups
+rows by dataset, model and variant, and reports the mean and standard deviation over seeds. The
+last column names every config key where a run differs from what its plan row resolves to under
+today's defaults (empty = the row is current); a run that finished inside today's ``time_budget``
+is not flagged for it, nor world rows (their own validation split) for the carve keys. Below the
+table, per dataset: guanxi (default variant) against the best baseline of the table on recall@20
+and ndcg@20. Writes experiments/results/results.md and prints it.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import yaml
 
@@ -25,17 +28,19 @@ from training.config import load_config
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("recall_at_10", "ndcg_at_10", "recall_at_20", "ndcg_at_20")
-# Keys older runs did not log, with the behaviour they had before the key existed.
-LEGACY = {"valid_max_per_user": 0, "fanouts": ""}
+BASELINES = ("popular", "bpr", "lightgcn", "lightgcn-s", "ease", "itemknn")
+# Keys older runs did not record, with the behaviour they had before the key existed.
+LEGACY = {"valid_max_per_user": 0, "fanouts": "", "ease_max_items": 20_000}
 # Keys that only shape the carved validation: moot for world rows, which ship their own.
 CARVE = ("valid_fraction", "valid_max_per_user")
 
 
-def stale_keys(run: mlflow.entities.Run, row: dict | None) -> list[str]:
-    """Config keys where ``run`` differs from its plan ``row`` resolved under today's defaults.
+def stale_keys(config: dict, train_seconds: float, row: dict | None) -> list[str]:
+    """Config keys where a run differs from its plan ``row`` resolved under today's defaults.
 
     Args:
-        run: a finished benchmark run (its params are the resolved config it trained with).
+        config: the resolved config the run trained with.
+        train_seconds: how long it trained.
         row: its plan.yaml row, or None when the row is no longer in the plan.
 
     Returns:
@@ -45,15 +50,16 @@ def stale_keys(run: mlflow.entities.Run, row: dict | None) -> list[str]:
         return ["not in plan"]
     overrides = [f"model={row['model']}", f"seed={row.get('seed', 0)}", *row.get("set", [])]
     current = asdict(load_config(None, overrides))
-    params, out = run.data.params, []
+    out = []
     for key, now in current.items():
         if key in CARVE and "world" in row:
             continue
-        then = yaml.safe_load(params[key]) if key in params else LEGACY.get(key, now)
+        then = config[key] if key in config else LEGACY.get(key, now)
+        if isinstance(then, str) and not isinstance(now, str):
+            then = yaml.safe_load(then)
         if then is None:
             then = ""
-        if key == "time_budget" and then != now and now and \
-                run.data.metrics.get("train_seconds", np.inf) < now:
+        if key == "time_budget" and then != now and now and train_seconds < now:
             continue  # finished before today's budget could have stopped it
         same = np.isclose(float(then), float(now)) if isinstance(now, float) and not isinstance(then, str) \
             else str(then) == str(now)
@@ -62,43 +68,71 @@ def stale_keys(run: mlflow.entities.Run, row: dict | None) -> list[str]:
     return sorted(out)
 
 
+def load_runs(runs_dir: Path, plan: dict[str, dict]) -> dict[tuple[str, str, str], list[tuple[str, dict]]]:
+    """``(dataset, model, variant) -> [(row name, metrics JSON)]`` of every recorded plan row."""
+    groups: dict[tuple[str, str, str], list[tuple[str, dict]]] = {}
+    for path in sorted(runs_dir.glob("*.json")):
+        run = json.loads(path.read_text())
+        row = plan.get(path.stem, {})
+        key = (run["dataset"], run["model"], row.get("variant", "default"))
+        groups.setdefault(key, []).append((path.stem, run))
+    return groups
+
+
+def _mean(members: list[tuple[str, dict]], metric: str) -> np.ndarray:
+    return np.array([float(r[metric]) if r.get(metric) is not None else np.nan for _, r in members])
+
+
+def gap_lines(groups: dict) -> list[str]:
+    """Per dataset: guanxi (default) vs the best baseline on recall@20 and ndcg@20 (seed means)."""
+    lines = ["", "| dataset | guanxi recall@20 | best baseline (recall@20) | gap | guanxi ndcg@20 | "
+             "best baseline (ndcg@20) | gap |", "|---|---|---|---|---|---|---|"]
+    for dataset in sorted({d for d, _, _ in groups}):
+        ours = groups.get((dataset, "guanxi", "default"))
+        if not ours:
+            continue
+        cells = []
+        for metric in ("recall_at_20", "ndcg_at_20"):
+            mine = _mean(ours, metric).mean()
+            base = [(m, _mean(groups[(dataset, m, "default")], metric).mean()) for m in BASELINES
+                    if (dataset, m, "default") in groups]
+            if not base:
+                cells += [f"{mine:.4f}", "–", "–"]
+                continue
+            name, best = max(base, key=lambda b: b[1])
+            cells += [f"{mine:.4f}", f"{name} {best:.4f}", f"{100 * (mine / best - 1):+.1f} %"]
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tracking-uri", default=f"sqlite:///{HERE.parent / 'mlflow.db'}")
+    parser.add_argument("--runs", default=str(HERE / "results" / "runs"))
     parser.add_argument("--out", default=str(HERE / "results" / "results.md"))
     args = parser.parse_args()
-    mlflow.set_tracking_uri(args.tracking_uri)
     plan = {r["name"]: r for r in yaml.safe_load((HERE / "plan.yaml").read_text())["runs"]}
-    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.bench != ''",
-                              output_format="list")
-    latest: dict[str, mlflow.entities.Run] = {}
-    for run in runs:  # a re-run replaces the older run of the same plan row
-        name = run.data.tags["bench"]
-        if name not in latest or run.info.start_time > latest[name].info.start_time:
-            latest[name] = run
-    groups: dict[tuple[str, str, str], list] = {}
-    for name, run in latest.items():
-        key = (run.data.tags.get("dataset", "?"), run.data.tags.get("model", "?"),
-               run.data.tags.get("variant", "default"))
-        groups.setdefault(key, []).append((name, run))
+    groups = load_runs(Path(args.runs), plan)
     lines = ["| dataset | model | variant | seeds | " + " | ".join(m.replace("_at_", "@") for m in METRICS)
              + " | train s (to best) | re-run | differs from today's defaults |", "|---" * (len(METRICS) + 7) + "|"]
     for (dataset, model, variant), members in sorted(groups.items()):
-        vals = {m: np.array([r.data.metrics.get(m, np.nan) for _, r in members]) for m in METRICS}
-        cells = [f"{v.mean():.4f} ± {v.std():.4f}" if len(v) > 1 else f"{v.mean():.4f}" for v in vals.values()]
-        train_s = np.mean([r.data.metrics.get("train_seconds", np.nan) for _, r in members])
-        best_s = np.mean([r.data.metrics.get("seconds_to_best", np.nan) for _, r in members])
+        cells = []
+        for metric in METRICS:
+            v = _mean(members, metric)
+            cells.append(f"{v.mean():.4f} ± {v.std():.4f}" if len(v) > 1 else f"{v.mean():.4f}")
+        train_s = np.mean([r["train_seconds"] for _, r in members])
+        best_s = np.mean([r.get("seconds_to_best", np.nan) for _, r in members])
         names = sorted(n for n, _ in members)
         rerun = ".venv/bin/python experiments/run_benchmarks.py --force --only " + " ".join(shlex.quote(n) for n in names)
-        seeds = ",".join(sorted(r.data.params.get("seed", "?") for _, r in members))
-        stale = sorted({k for n, r in members for k in stale_keys(r, plan.get(n))})
+        seeds = ",".join(sorted(str(r["config"].get("seed", "?")) for _, r in members))
+        stale = sorted({k for n, r in members for k in stale_keys(r["config"], r["train_seconds"], plan.get(n))})
         lines.append(f"| {dataset} | {model} | {variant} | {seeds} | " + " | ".join(cells)
                      + f" | {train_s:.0f} ({best_s:.0f}) | `{rerun}` | {', '.join(stale)} |")
+    lines += gap_lines(groups)
     text = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
-    missing = sorted(set(plan) - set(latest))
+    missing = sorted(set(plan) - {n for members in groups.values() for n, _ in members})
     if missing:
         print(f"not run yet: {', '.join(missing)}", file=sys.stderr)
     return 0

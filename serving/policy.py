@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -65,7 +66,7 @@ class PolicyConfig:
     def sought_type_names(self) -> tuple[str, ...]:
         return tuple(t.strip() for t in self.self_sought_types.split(",") if t.strip())
 
-    @property
+    @cached_property
     def sought_mask(self) -> int:
         """Bit mask of the event types that make an item self-sought (bit ``t`` for
         ``ITEM_EVENT_TYPES[t]``, as in the bundle's history)."""

@@ -344,10 +344,16 @@ class Recommender:
         muted = self.item_index(list(muted_ids))
         muted = muted[muted >= 0]
         muted_owned = np.flatnonzero(np.isin(self.owner_idx, muted)) if len(muted) else muted
+        # The user's impressions as sorted item indices with their counts, looked up once.
+        shown_idx, shown_n = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        if impressions:
+            idx = self.item_index(list(impressions))
+            counts = np.fromiter(impressions.values(), np.float64, len(impressions))
+            order = np.argsort(idx)
+            shown_idx, shown_n = idx[order], counts[order]
         capped = np.zeros(0, np.int64)
-        if impressions and policy.enabled and policy.frequency_cap > 0:
-            capped = self.item_index([i for i, n in impressions.items() if n >= policy.frequency_cap])
-            capped = capped[capped >= 0]
+        if policy.enabled and policy.frequency_cap > 0:
+            capped = shown_idx[(shown_n >= policy.frequency_cap) & (shown_idx >= 0)]
         exclude = np.concatenate([muted, muted_owned, capped])
         state = UserState(consumed=scored.consumed, muted=muted, commercial_opt_out=commercial_opt_out)
         n, size = policy.candidates_per_kind(k), -1
@@ -356,12 +362,7 @@ class Recommender:
                                         for kind, row in scored.table.items() if kinds is None or kind in kinds):
                 scored = self.score_many([user_id], table=False)[0]  # the table row is too short
             cand = self.candidates(scored, n, kinds, exclude=exclude)
-            shown = np.zeros(len(cand), np.int64)
-            if impressions:
-                idx = self.item_index(list(impressions))
-                counts = np.fromiter(impressions.values(), np.float64, len(impressions))
-                order = np.argsort(idx)
-                shown = self._lookup(idx[order], counts[order], cand).astype(np.int64)
+            shown = self._lookup(shown_idx, shown_n, cand).astype(np.int64)
             cands = self.describe(scored, cand, shown, policy)
             slate = apply_policy(cands, state, policy, k, scored.fallback)
             if len(slate) >= k or len(cand) <= size:     # full, or nothing further down the catalogue

@@ -1,10 +1,10 @@
-"""The results table flags rows whose runs were trained under other defaults than today's."""
+"""The results table flags rows whose runs were trained under other defaults than today's, and
+reports each dataset's gap to its best baseline."""
 from __future__ import annotations
 
 import importlib.util
 from dataclasses import asdict
 from pathlib import Path
-from types import SimpleNamespace
 
 from training.config import load_config
 
@@ -18,17 +18,16 @@ def _module():
     return module
 
 
-def _run(overrides: list[str], drop: tuple[str, ...] = (), train_seconds: float = 100.0) -> SimpleNamespace:
-    """What MLflow holds for a run: its resolved config as string params, its metrics."""
-    params = {k: str(v) for k, v in asdict(load_config(None, overrides)).items() if k not in drop}
-    return SimpleNamespace(data=SimpleNamespace(params=params, metrics={"train_seconds": train_seconds}))
+def _run(overrides: list[str], drop: tuple[str, ...] = (), train_seconds: float = 100.0) -> tuple[dict, float]:
+    """What a run records: its resolved config (as the metrics JSON holds it) and its train time."""
+    return {k: v for k, v in asdict(load_config(None, overrides)).items() if k not in drop}, train_seconds
 
 
 def test_current_run_is_not_flagged_and_row_sets_count():
     stale_keys = _module().stale_keys
     row = {"name": "r", "model": "guanxi", "seed": 1, "set": ["dim=128"]}
-    assert stale_keys(_run(["model=guanxi", "seed=1", "dim=128"]), row) == []
-    assert stale_keys(_run(["model=guanxi", "seed=1"]), row) == [f"dim={load_config().dim}"]
+    assert stale_keys(*_run(["model=guanxi", "seed=1", "dim=128"]), row) == []
+    assert stale_keys(*_run(["model=guanxi", "seed=1"]), row) == [f"dim={load_config().dim}"]
 
 
 def test_changed_default_and_legacy_key_are_flagged():
@@ -38,16 +37,27 @@ def test_changed_default_and_legacy_key_are_flagged():
     expected = ["lr=0.01"]
     if load_config().valid_max_per_user != 0:  # the key did not exist: the run had no cap
         expected.append("valid_max_per_user=0")
-    assert stale_keys(old, row) == sorted(expected)
-    assert stale_keys(old, None) == ["not in plan"]
+    assert stale_keys(*old, row) == sorted(expected)
+    assert stale_keys(*old, None) == ["not in plan"]
 
 
 def test_world_rows_ignore_the_carve_and_an_unreached_budget_is_moot():
     stale_keys = _module().stale_keys
     world = {"name": "w", "model": "guanxi", "world": {"users": 10, "seed": 0}}
     run = _run(["valid_fraction=0.3", "time_budget=0"], train_seconds=50.0)
-    assert stale_keys(run, world) == []
+    assert stale_keys(*run, world) == []
     slow = _run(["valid_fraction=0.3", "time_budget=0"], train_seconds=1e9)
-    assert stale_keys(slow, world) == ["time_budget=0.0"]
+    assert stale_keys(*slow, world) == ["time_budget=0.0"]
     carved = {"name": "c", "model": "guanxi"}
-    assert stale_keys(run, carved) == ["valid_fraction=0.3"]
+    assert stale_keys(*run, carved) == ["valid_fraction=0.3"]
+
+
+def test_gap_to_the_best_baseline_per_dataset():
+    gap_lines = _module().gap_lines
+    run = lambda r, n: {"recall_at_20": r, "ndcg_at_20": n}  # noqa: E731
+    groups = {("d", "guanxi", "default"): [("a", run(0.30, 0.20)), ("b", run(0.32, 0.22))],
+              ("d", "ease", "default"): [("c", run(0.25, 0.23))],
+              ("d", "lightgcn", "default"): [("e", run(0.28, 0.19))],
+              ("d", "guanxi", "no-social"): [("f", run(0.40, 0.40))]}
+    row = gap_lines(groups)[-1]
+    assert row == "| d | 0.3100 | lightgcn 0.2800 | +10.7 % | 0.2100 | ease 0.2300 | -8.7 % |"
