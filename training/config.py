@@ -49,6 +49,7 @@ class TrainConfig:
     device: str = "cpu"
     fanouts: str = ""
     ease_max_items: int = 20_000
+    user_batch: int = 0
 
     @property
     def fanout_list(self) -> tuple[int, ...]:
@@ -58,13 +59,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {list(MODELS)}, got {self.model!r}")
-        if self.loss not in ("auto", "bpr", "softmax"):
-            raise ValueError(f"loss must be auto, bpr or softmax, got {self.loss!r}")
+        if self.loss not in ("auto", "bpr", "softmax", "multinomial"):
+            raise ValueError(f"loss must be auto, bpr, softmax or multinomial, got {self.loss!r}")
         for name in ("dim", "batch_size", "max_epochs", "patience", "eval_every", "negatives"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.layers < 0:
             raise ValueError(f"layers must be >= 0, got {self.layers}")
+        if self.user_batch < 0:
+            raise ValueError(f"user_batch must be >= 0 (0 = sized to the catalogue), got {self.user_batch}")
         if self.valid_max_per_user < 0:
             raise ValueError(f"valid_max_per_user must be >= 0 (0 = no cap), got {self.valid_max_per_user}")
         if not 0.0 < self.valid_fraction < 1.0:
@@ -79,8 +82,17 @@ class TrainConfig:
             fanouts = self.fanout_list
         except ValueError:
             raise ValueError(f"fanouts must be comma-separated integers such as 15,10,5, got {self.fanouts!r}") from None
+        if fanouts and self.loss == "multinomial":
+            raise ValueError("fanouts (sampled sub-graph steps) train pair losses; use loss: softmax or drop fanouts")
         if fanouts and (len(fanouts) != self.layers or min(fanouts) < 1):
             raise ValueError(f"fanouts needs one integer >= 1 per layer ({self.layers}), got {self.fanouts!r}")
+
+    def users_per_step(self, num_items: int) -> int:
+        """Users per multinomial step: ``user_batch``, or (0) as many as keep the step's ``[B, I]``
+        logits near 2^25 floats (128 MB), between 64 and 4096."""
+        if self.user_batch:
+            return self.user_batch
+        return int(min(4096, max(64, 2**25 // max(num_items, 1))))
 
     @property
     def resolved_loss(self) -> str:

@@ -60,7 +60,11 @@ class BatchLoss(torch.nn.Module):
         self.loss, self.temperature, self.weight_decay = loss, temperature, weight_decay
 
     def forward(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """Pair losses: ``pos [B]`` positives, ``neg`` negatives. ``multinomial``: ``pos`` and ``neg``
+        are the positives' rows (into ``users``) and items (:meth:`GraphRecommender.multinomial_loss`)."""
         m = self.model
+        if self.loss == "multinomial":
+            return m.multinomial_loss(m.get_embedding(), users, pos, neg, self.temperature, self.weight_decay)
         return m.recommendation_loss(m.get_embedding(), users, pos, neg, self.loss, self.temperature,
                                      self.weight_decay)
 

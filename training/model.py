@@ -209,6 +209,35 @@ class GraphRecommender(torch.nn.Module):
                + self.embedding(self.num_users + neg_idx).pow(2).sum()) / (2 * len(user_idx))
         return main + weight_decay * reg
 
+    def multinomial_loss(self, emb: Tensor, user_idx: Tensor, rows: Tensor, cols: Tensor,
+                         temperature: float = 0.15, weight_decay: float = 1e-4) -> Tensor:
+        """Full-softmax (multinomial) loss of a batch of users against the whole catalogue.
+
+        Each user's scores over every item (cosine over ``temperature``, plus the item bias and the
+        social-support term when the model has them) go through one softmax; the loss is minus the
+        mean log-probability of the user's positives, averaged over users. One propagation serves
+        the whole batch, and no negative is sampled.
+
+        Args:
+            emb: ``[U + I, d]`` output of :meth:`get_embedding`.
+            user_idx: ``[B]`` users.
+            rows, cols: ``[P]`` the positives: user ``user_idx[rows[p]]`` engaged with item ``cols[p]``.
+            temperature: softmax temperature.
+            weight_decay: L2 on the layer-0 embeddings of the batch's users and positives, per user.
+        """
+        users, items = self.split(emb)
+        logits = F.normalize(users[user_idx], dim=-1) @ F.normalize(items, dim=-1).T / temperature  # [B, I]
+        if self.item_bias is not None:
+            logits = logits + self.item_bias
+        if self.support is not None:
+            logits = logits + self.support_weight * self.support_grid(user_idx)
+        picked = F.log_softmax(logits, dim=1)[rows, cols]                                         # [P]
+        n = len(user_idx)
+        counts = torch.bincount(rows, minlength=n).clamp(min=1).to(picked.dtype)
+        main = -(torch.zeros(n, dtype=picked.dtype, device=picked.device).index_add_(0, rows, picked) / counts).mean()
+        reg = (self.embedding(user_idx).pow(2).sum() + self.embedding(self.num_users + cols).pow(2).sum()) / (2 * n)
+        return main + weight_decay * reg
+
     @torch.no_grad()
     def recommend(self, user_idx: Tensor, k: int, exclude: list[Tensor] | None = None) -> Tensor:
         """Top-``k`` item indices ``[n, k]`` for ``user_idx`` ``[n]``, leaving out ``exclude[j]``

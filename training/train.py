@@ -131,6 +131,15 @@ def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
         tie_report=report, seconds=time.perf_counter() - start)
 
 
+def _user_batch(train: sp.csr_matrix, users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A multinomial step's ``users [B]`` and their positives as ``rows [P]`` (into ``users``) and
+    ``cols [P]`` (items)."""
+    sub = train[users]
+    rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
+    return (torch.from_numpy(users.astype(np.int64)), torch.from_numpy(rows),
+            torch.from_numpy(sub.indices.astype(np.int64)))
+
+
 def resolve_device(name: str) -> torch.device:
     """``cpu``, ``cuda`` (an error when no CUDA device is visible) or ``auto`` (CUDA when visible)."""
     if name == "auto":
@@ -197,7 +206,7 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
     if sampled and device.type != "cpu":
         raise ValueError("fanouts (sampled sub-graph steps) run on the CPU; use device: cpu or drop fanouts")
     model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, config.dim, layers,
-                             adjacency, cosine=config.resolved_loss == "softmax",
+                             adjacency, cosine=config.resolved_loss in ("softmax", "multinomial"),
                              temperature=config.temperature, item_bias=config.item_bias,
                              support=prep.support)
     if warm_start is not None:
@@ -219,6 +228,11 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
     users_t = torch.from_numpy(prep.pair_user)
     items_t = torch.from_numpy(prep.pair_item)
     n_pairs = len(users_t)
+    multinomial = config.resolved_loss == "multinomial"
+    if multinomial:      # a step is a batch of users (those with training items), not of pairs
+        active = np.flatnonzero(np.diff(prep.train_csr.indptr) > 0)
+        n_pairs = len(active)
+        batch_size = max(1, config.users_per_step(prep.idmap.num_items) // ctx.world_size)
     best_state, best_recall, best_epoch, bad = None, -1.0, 0, 0
     history: list[dict] = []
     stopped = "max_epochs"
@@ -232,6 +246,22 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
             total, steps = 0.0, 0
             for s in range(0, len(perm), batch_size):
                 idx = perm[s:s + batch_size]
+                if multinomial:
+                    users, rows, cols = _user_batch(prep.train_csr, active[idx.numpy()])
+                    loss = step_loss(users.to(device), rows.to(device), cols.to(device))
+                    value = loss.item()
+                    if math.isfinite(value):
+                        optimizer.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+                    if not math.isfinite(value):
+                        raise FloatingPointError(f"non-finite loss {value} at epoch {epoch}, step {steps}")
+                    total += value
+                    steps += 1
+                    if config.time_budget and distributed.any_rank(
+                            time.perf_counter() - start > config.time_budget, ctx):
+                        break
+                    continue
                 n_neg = len(idx) if config.resolved_loss == "bpr" else config.negatives
                 neg = torch.randint(0, prep.idmap.num_items, (n_neg,), generator=neg_gen)
                 if trainer is not None:
