@@ -153,9 +153,9 @@ def test_item_baselines_choose_their_regulariser_on_validation_only(checkerboard
     seen: list[float] = []
     real = item_models.ease_weights
 
-    def spy(x, lam):
+    def spy(g, lam):
         seen.append(lam)
-        return real(x, lam)
+        return real(g, lam)
 
     monkeypatch.setattr(item_models, "ease_weights", spy)
     result = train(checkerboard, TrainConfig(model="ease"), progress=False)
