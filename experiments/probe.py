@@ -1,0 +1,88 @@
+"""Probe model and config changes on any dataset without touching its test split.
+
+    .venv/bin/python experiments/probe.py --data yelp [--seeds 0] [--variants default loss=multinomial model=ease ...]
+
+The protocol, one level down from the real one: a derived split whose *test* is held-out training
+data. A dataset with its own validation split (a world) uses that validation as the derived test;
+one without carves each user's validation from train (seed ``100 + seed``, as ``guanxi train``
+would) and uses it as the derived test. ``guanxi train``'s own code then carves validation from the
+derived training set for early stopping and tuning. The real test split is never read.
+
+Each variant is ``--set``-style ``key=value`` overrides, comma-separated (``default`` = none). Per
+variant and seed: derived-test recall@20 and ndcg@20, training seconds, seconds to the best
+validation, epochs. Appends to ``experiments/results/probe_<data>.json`` (one entry per invocation)
+and prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from features.datasets import load_dataset
+from features.schema import Dataset
+from features.split import carve_validation
+from training.config import load_config
+from training.train import train
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def derived_split(dataset: Dataset, seed: int, fraction: float = 0.1) -> Dataset:
+    """The derived split (module doc): held-out training data as the test split, no validation."""
+    if len(dataset.valid):
+        return Dataset(dataset.name + "-derived", dataset.users, dataset.items, dataset.ties,
+                       dataset.pair_events, dataset.train, dataset.valid.iloc[:0], dataset.valid)
+    carved = carve_validation(dataset, fraction, 100 + seed)
+    return Dataset(dataset.name + "-derived", carved.users, carved.items, carved.ties, carved.pair_events,
+                   carved.train, carved.valid.iloc[:0], carved.valid)
+
+
+def run(data: str, variants: list[str], seeds: list[int], base: list[str]) -> list[dict]:
+    dataset = load_dataset(data)
+    rows = []
+    for seed in seeds:
+        derived = derived_split(dataset, seed)
+        for variant in variants:
+            overrides = [f"seed={seed}", *base] + ([] if variant == "default" else variant.split(","))
+            config = load_config(None, overrides)
+            start = time.perf_counter()
+            result = train(derived, config, progress=False)
+            m = result.metrics
+            row = {"variant": variant, "seed": seed, "recall_at_20": m["recall_at_20"], "ndcg_at_20": m["ndcg_at_20"],
+                   "valid_recall_at_20": m["valid"]["recall_at_20"], "train_seconds": round(result.train_seconds, 1),
+                   "seconds_to_best": round(result.seconds_to_best, 1), "epochs": result.epochs,
+                   "best_epoch": result.best_epoch, "stopped": result.stopped,
+                   "wall_seconds": round(time.perf_counter() - start, 1)}
+            if "chosen_param" in m:
+                row["chosen_param"] = m["chosen_param"]
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--variants", nargs="+", default=["default"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--set", nargs="*", default=[], help="overrides applied to every variant")
+    args = parser.parse_args()
+    rows = run(args.data, args.variants, args.seeds, args.set)
+    name = Path(args.data).name
+    out = RESULTS / f"probe_{name}.json"
+    history = json.loads(out.read_text()) if out.is_file() else {"data": args.data, "invocations": []}
+    history["invocations"].append({"date": time.strftime("%Y-%m-%d %H:%M"), "argv": sys.argv[1:], "rows": rows})
+    out.write_text(json.dumps(history, indent=2))
+    print("\n| variant | seed | derived recall@20 | derived ndcg@20 | train s (to best) | epochs (best) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['variant']} | {r['seed']} | {r['recall_at_20']:.4f} | {r['ndcg_at_20']:.4f} | "
+              f"{r['train_seconds']:.0f} ({r['seconds_to_best']:.0f}) | {r['epochs']} ({r['best_epoch']}) |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
