@@ -26,11 +26,11 @@ class TrainConfig:
     negatives: int = 1024
     temperature: float = 0.15
     item_bias: bool = True
-    lr: float = 0.005
+    lr: float = 0.01
     weight_decay: float = 1e-4
     batch_size: int = 1024
     max_epochs: int = 300
-    patience: int = 10
+    patience: int = 5
     eval_every: int = 1
     valid_fraction: float = 0.1
     valid_max_per_user: int = 0
@@ -82,23 +82,33 @@ class TrainConfig:
             fanouts = self.fanout_list
         except ValueError:
             raise ValueError(f"fanouts must be comma-separated integers such as 15,10,5, got {self.fanouts!r}") from None
-        if fanouts and self.loss == "multinomial":
+        if fanouts and self.resolved_loss == "multinomial":
             raise ValueError("fanouts (sampled sub-graph steps) train pair losses; use loss: softmax or drop fanouts")
         if fanouts and (len(fanouts) != self.layers or min(fanouts) < 1):
             raise ValueError(f"fanouts needs one integer >= 1 per layer ({self.layers}), got {self.fanouts!r}")
 
-    def users_per_step(self, num_items: int) -> int:
-        """Users per multinomial step: ``user_batch``, or (0) as many as keep the step's ``[B, I]``
-        logits near 2^25 floats (128 MB), between 64 and 4096."""
+    def users_per_step(self, num_users: int) -> int:
+        """Users per multinomial step: ``user_batch``, or (0) a sixteenth of the users with training
+        items (sixteen steps an epoch), at least 32."""
         if self.user_batch:
             return self.user_batch
-        return int(min(4096, max(64, 2**25 // max(num_items, 1))))
+        return int(max(32, -(-num_users // 16)))
+
+    @staticmethod
+    def items_per_step(users_per_step: int, num_items: int) -> int:
+        """Catalogue items a multinomial step scores: all of them while the ``[B, I]`` score block
+        stays within 2^25 floats (128 MB), else a shared uniform sample that fits (at least 1,024)."""
+        if users_per_step * num_items <= 2**25:
+            return num_items
+        return int(min(num_items, max(1024, 2**25 // users_per_step)))
 
     @property
     def resolved_loss(self) -> str:
         if self.loss != "auto":
             return self.loss
-        return "softmax" if self.model == "guanxi" else "bpr"
+        if self.model != "guanxi":
+            return "bpr"
+        return "softmax" if self.fanouts else "multinomial"   # sampled sub-graphs train pair losses
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -59,12 +59,14 @@ class BatchLoss(torch.nn.Module):
         self.model = model
         self.loss, self.temperature, self.weight_decay = loss, temperature, weight_decay
 
-    def forward(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+    def forward(self, users: Tensor, pos: Tensor, neg: Tensor, sample: Tensor | None = None) -> Tensor:
         """Pair losses: ``pos [B]`` positives, ``neg`` negatives. ``multinomial``: ``pos`` and ``neg``
-        are the positives' rows (into ``users``) and items (:meth:`GraphRecommender.multinomial_loss`)."""
+        are the positives' rows (into ``users``) and items, ``sample`` the items standing in for the
+        catalogue (:meth:`GraphRecommender.multinomial_loss`)."""
         m = self.model
         if self.loss == "multinomial":
-            return m.multinomial_loss(m.get_embedding(), users, pos, neg, self.temperature, self.weight_decay)
+            return m.multinomial_loss(m.get_embedding(), users, pos, neg, self.temperature, self.weight_decay,
+                                      sample)
         return m.recommendation_loss(m.get_embedding(), users, pos, neg, self.loss, self.temperature,
                                      self.weight_decay)
 

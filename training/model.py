@@ -210,13 +210,17 @@ class GraphRecommender(torch.nn.Module):
         return main + weight_decay * reg
 
     def multinomial_loss(self, emb: Tensor, user_idx: Tensor, rows: Tensor, cols: Tensor,
-                         temperature: float = 0.15, weight_decay: float = 1e-4) -> Tensor:
+                         temperature: float = 0.15, weight_decay: float = 1e-4,
+                         sample: Tensor | None = None) -> Tensor:
         """Full-softmax (multinomial) loss of a batch of users against the whole catalogue.
 
         Each user's scores over every item (cosine over ``temperature``, plus the item bias and the
         social-support term when the model has them) go through one softmax; the loss is minus the
         mean log-probability of the user's positives, averaged over users. One propagation serves
-        the whole batch, and no negative is sampled.
+        the whole batch, and no negative is sampled. With ``sample``, a catalogue too large for one
+        ``[B, I]`` score block is stood in for by those items, shared by the batch: each positive's
+        log-probability is taken against itself and the sample (a sampled softmax, uniform
+        proposal, so no correction term).
 
         Args:
             emb: ``[U + I, d]`` output of :meth:`get_embedding`.
@@ -224,19 +228,36 @@ class GraphRecommender(torch.nn.Module):
             rows, cols: ``[P]`` the positives: user ``user_idx[rows[p]]`` engaged with item ``cols[p]``.
             temperature: softmax temperature.
             weight_decay: L2 on the layer-0 embeddings of the batch's users and positives, per user.
+            sample: ``[S]`` item indices standing in for the catalogue (None: every item).
         """
         users, items = self.split(emb)
-        logits = F.normalize(users[user_idx], dim=-1) @ F.normalize(items, dim=-1).T / temperature  # [B, I]
+        u = F.normalize(users[user_idx], dim=-1)                                                  # [B, d]
+        cand = items if sample is None else items[sample]
+        logits = u @ F.normalize(cand, dim=-1).T / temperature                                    # [B, S]
         if self.item_bias is not None:
-            logits = logits + self.item_bias
+            logits = logits + (self.item_bias if sample is None else self.item_bias[sample])
         if self.support is not None:
-            logits = logits + self.support_weight * self.support_grid(user_idx)
-        picked = F.log_softmax(logits, dim=1)[rows, cols]                                         # [P]
+            logits = logits + self.support_weight * self.support_grid(user_idx, sample)
+        if sample is None:
+            picked = F.log_softmax(logits, dim=1)[rows, cols]                                     # [P]
+        else:
+            pos = self.forward_scores(u[rows], items[cols], user_idx[rows], cols, temperature)   # [P]
+            picked = pos - torch.logaddexp(pos, torch.logsumexp(logits, dim=1)[rows])
         n = len(user_idx)
         counts = torch.bincount(rows, minlength=n).clamp(min=1).to(picked.dtype)
         main = -(torch.zeros(n, dtype=picked.dtype, device=picked.device).index_add_(0, rows, picked) / counts).mean()
         reg = (self.embedding(user_idx).pow(2).sum() + self.embedding(self.num_users + cols).pow(2).sum()) / (2 * n)
         return main + weight_decay * reg
+
+    def forward_scores(self, u: Tensor, i: Tensor, user_idx: Tensor, item_idx: Tensor, temperature: float) -> Tensor:
+        """``[P]`` cosine scores of normalised users ``u [P, d]`` with raw items ``i [P, d]`` (the
+        same terms as :meth:`multinomial_loss`'s score block)."""
+        scores = (u * F.normalize(i, dim=-1)).sum(-1) / temperature
+        if self.item_bias is not None:
+            scores = scores + self.item_bias[item_idx]
+        if self.support is not None:
+            scores = scores + self.support_weight * self.support_pairs(user_idx, item_idx)
+        return scores
 
     @torch.no_grad()
     def recommend(self, user_idx: Tensor, k: int, exclude: list[Tensor] | None = None) -> Tensor:

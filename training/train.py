@@ -232,7 +232,11 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
     if multinomial:      # a step is a batch of users (those with training items), not of pairs
         active = np.flatnonzero(np.diff(prep.train_csr.indptr) > 0)
         n_pairs = len(active)
-        batch_size = max(1, config.users_per_step(prep.idmap.num_items) // ctx.world_size)
+        batch_size = max(1, config.users_per_step(len(active)) // ctx.world_size)
+        n_sample = config.items_per_step(batch_size, prep.idmap.num_items)
+        if n_sample < prep.idmap.num_items:
+            logger.info("multinomial: %d users a step score a shared sample of %d of %d items",
+                        batch_size, n_sample, prep.idmap.num_items)
     best_state, best_recall, best_epoch, bad = None, -1.0, 0, 0
     history: list[dict] = []
     stopped = "max_epochs"
@@ -248,7 +252,9 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
                 idx = perm[s:s + batch_size]
                 if multinomial:
                     users, rows, cols = _user_batch(prep.train_csr, active[idx.numpy()])
-                    loss = step_loss(users.to(device), rows.to(device), cols.to(device))
+                    sample = None if n_sample == prep.idmap.num_items else torch.randperm(
+                        prep.idmap.num_items, generator=neg_gen)[:n_sample].to(device)
+                    loss = step_loss(users.to(device), rows.to(device), cols.to(device), sample)
                     value = loss.item()
                     if math.isfinite(value):
                         optimizer.zero_grad()
