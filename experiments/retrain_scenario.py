@@ -1,7 +1,7 @@
 """End to end: serve a champion, replay a day of feedback with a planted shift in interests,
 retrain, promote, and measure the gain on the new holdout.
 
-    .venv/bin/python experiments/retrain_scenario.py [--users 5000] [--budget 120]
+    .venv/bin/python experiments/retrain_scenario.py [--users 5000] [--budget SECONDS]
 
 1. A synthetic world (seed 3) and a guanxi champion trained on it (.scenario/mlflow.db).
 2. `bentoml serve` of @champion (1 worker, polling the alias every 2 s).
@@ -81,7 +81,8 @@ def planted_day(world: Path, seed: int = 0) -> tuple[pd.DataFrame, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=5000)
-    parser.add_argument("--budget", type=float, default=120.0, help="training seconds, champion and retrain")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="training seconds, champion and retrain (default: the configs' own budgets)")
     args = parser.parse_args()
     from features.world import WorldConfig, generate_world
     from features.world_io import write_world
@@ -101,7 +102,8 @@ def main() -> None:
     import os
 
     os.chdir(WORK)                       # MLflow artifacts land in .scenario/mlruns
-    assert guanxi(["train", "--data", str(world), "--time-budget", str(args.budget), "--no-progress",
+    budget = [] if args.budget is None else ["--time-budget", str(args.budget)]
+    assert guanxi(["train", "--data", str(world), *budget, "--no-progress",
                    "--register", "--tracking-uri", uri, "--experiment", "scenario"]) == 0
     assert guanxi(["promote", "1", "--tracking-uri", uri]) == 0
 
@@ -128,7 +130,7 @@ def main() -> None:
         print(f"posted {len(day)} events and made {min(asked, len(users))} /recommend calls in {posted:.0f}s", flush=True)
         before = post(port, "/recommend", {"user_id": str(users[0])})["model_version"]
 
-        config = RetrainConfig(time_budget=args.budget)
+        config = RetrainConfig() if args.budget is None else RetrainConfig(time_budget=args.budget)
         t = time.perf_counter()
         result = retrain(WORK / "events.db", uri, config=config, progress=False)
         retrain_s = time.perf_counter() - t
@@ -157,7 +159,8 @@ def main() -> None:
     h = result["holdout"]
     summary = {
         "world": {"users": args.users, "seed": 3}, "plan": plan, "post_seconds": round(posted, 1),
-        "retrain_seconds": round(retrain_s, 1), "decision": result["decision"], "reasons": result["reasons"],
+        "retrain_seconds": round(retrain_s, 1), "retrain_epochs": result["epochs"],
+        "retrain_stopped": result["stopped"], "decision": result["decision"], "reasons": result["reasons"],
         "champion_version": result["champion_version"], "candidate_version": result["version"],
         "served_version_before": before, "served_version_after": after,
         "holdout_users": h["champion"]["users"],

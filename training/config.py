@@ -50,6 +50,7 @@ class TrainConfig:
     fanouts: str = ""
     ease_max_items: int = 20_000
     user_batch: int = 0
+    sample_items: int = 0
 
     @property
     def fanout_list(self) -> tuple[int, ...]:
@@ -66,6 +67,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.layers < 0:
             raise ValueError(f"layers must be >= 0, got {self.layers}")
+        if self.sample_items < 0:
+            raise ValueError(f"sample_items must be >= 0 (0 = the whole catalogue while it fits), got {self.sample_items}")
         if self.user_batch < 0:
             raise ValueError(f"user_batch must be >= 0 (0 = sized to the catalogue), got {self.user_batch}")
         if self.valid_max_per_user < 0:
@@ -94,10 +97,12 @@ class TrainConfig:
             return self.user_batch
         return int(max(32, -(-num_users // 16)))
 
-    @staticmethod
-    def items_per_step(users_per_step: int, num_items: int) -> int:
-        """Catalogue items a multinomial step scores: all of them while the ``[B, I]`` score block
-        stays within 2^25 floats (128 MB), else a shared uniform sample that fits (at least 1,024)."""
+    def items_per_step(self, users_per_step: int, num_items: int) -> int:
+        """Catalogue items a multinomial step scores: ``sample_items`` when set, else all of them
+        while the ``[B, I]`` score block stays within 2^25 floats (128 MB), else a shared uniform
+        sample that fits (at least 1,024)."""
+        if self.sample_items:
+            return min(self.sample_items, num_items)
         if users_per_step * num_items <= 2**25:
             return num_items
         return int(min(num_items, max(1024, 2**25 // users_per_step)))

@@ -24,18 +24,16 @@ def _model(support: sp.csr_matrix | None = None) -> GraphRecommender:
 
 def _reference(model: GraphRecommender, users: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
                candidates: torch.Tensor | None) -> torch.Tensor:
-    """Per-user mean log-probability, one positive at a time, written out without batching."""
+    """Mean log-probability over the positive pairs, one at a time, written out without batching."""
     full = model.score_matrix(model.get_embedding(), users)                   # [B, I]
-    per_user: dict[int, list[torch.Tensor]] = {}
+    logps = []
     for r, c in zip(rows.tolist(), cols.tolist()):
         pool = torch.arange(model.num_items) if candidates is None else torch.cat([torch.tensor([c]), candidates])
-        logp = full[r, c] - torch.logsumexp(full[r, pool], dim=0)
-        per_user.setdefault(r, []).append(logp)
-    means = [torch.stack(v).mean() for v in per_user.values()] + [torch.tensor(0.0)] * (len(users) - len(per_user))
-    return -torch.stack(means).mean()
+        logps.append(full[r, c] - torch.logsumexp(full[r, pool], dim=0))
+    return -torch.stack(logps).mean()
 
 
-def test_full_loss_is_minus_the_mean_log_softmax_of_each_users_positives():
+def test_full_loss_is_minus_the_mean_log_softmax_over_the_positive_pairs():
     model = _model()
     users, rows, cols = torch.tensor([0, 3, 4]), torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([1, 5, 2, 0, 7, 11])
     got = model.multinomial_loss(model.get_embedding(), users, rows, cols, 0.2, weight_decay=0.0)
@@ -66,9 +64,10 @@ def test_a_step_is_a_sixteenth_of_the_users_and_the_catalogue_is_sampled_only_wh
     assert config.users_per_step(1892) == 119
     assert config.users_per_step(100) == 32                                  # at least 32
     assert TrainConfig(user_batch=7).users_per_step(10_000) == 7
-    assert TrainConfig.items_per_step(119, 17_632) == 17_632                 # 2.1M scores: the whole catalogue
-    assert TrainConfig.items_per_step(1_247, 50_500) == 2**25 // 1_247       # 63M would be: a shared sample
-    assert TrainConfig.items_per_step(62_500, 825_000) == 1_024              # never fewer than 1,024
+    assert TrainConfig().items_per_step(119, 17_632) == 17_632                 # 2.1M scores: the whole catalogue
+    assert TrainConfig().items_per_step(1_247, 50_500) == 2**25 // 1_247       # 63M would be: a shared sample
+    assert TrainConfig().items_per_step(62_500, 825_000) == 1_024              # never fewer than 1,024
+    assert TrainConfig(sample_items=1_000).items_per_step(119, 17_632) == 1_000
 
 
 def test_fanouts_resolve_to_a_pair_loss_and_an_explicit_multinomial_with_fanouts_is_refused():
@@ -86,3 +85,13 @@ def test_full_loss_gradient_matches_autograd_of_the_dense_log_softmax():
     logits = model.score_matrix(emb, users)
     ref = -F.log_softmax(logits, dim=1)[0, [1, 4]].mean()
     assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_a_heavy_user_weighs_by_its_pairs():
+    """Three positives of one user and one of another: the first user holds 3/4 of the loss."""
+    model = _model()
+    users, rows, cols = torch.tensor([0, 1]), torch.tensor([0, 0, 0, 1]), torch.tensor([1, 2, 3, 4])
+    logp = F.log_softmax(model.score_matrix(model.get_embedding(), users), dim=1)
+    ref = -(logp[0, 1] + logp[0, 2] + logp[0, 3] + logp[1, 4]) / 4
+    got = model.multinomial_loss(model.get_embedding(), users, rows, cols, 0.2, weight_decay=0.0)
+    assert got.item() == pytest.approx(ref.item(), rel=1e-6)
