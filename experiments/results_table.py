@@ -10,7 +10,8 @@ last column names every config key where a run differs from what its plan row re
 today's defaults (empty = the row is current); a run that finished inside today's ``time_budget``
 is not flagged for it, nor world rows (their own validation split) for the carve keys. Below the
 table, per dataset: guanxi (default variant) against the best baseline of the table on recall@20
-and ndcg@20. Writes experiments/results/results.md and prints it.
+and ndcg@20; then guanxi against its ablation without social edges (seeds as recorded).
+Writes experiments/results/results.md and prints it.
 """
 from __future__ import annotations
 
@@ -105,6 +106,23 @@ def gap_lines(groups: dict) -> list[str]:
     return lines
 
 
+def ablation_lines(groups: dict) -> list[str]:
+    """Per dataset with both: guanxi (default) against guanxi without social edges, seed mean ± sd."""
+    lines = ["", "| dataset | seeds | guanxi recall@20 | no-social recall@20 | change | guanxi ndcg@20 | "
+             "no-social ndcg@20 | change |", "|---|---|---|---|---|---|---|---|"]
+    for dataset in sorted({d for d, _, _ in groups}):
+        ours, ablated = groups.get((dataset, "guanxi", "default")), groups.get((dataset, "guanxi", "no-social"))
+        if not ours or not ablated:
+            continue
+        cells = [f"{len(ours)} / {len(ablated)}"]
+        for metric in ("recall_at_20", "ndcg_at_20"):
+            a, b = _mean(ours, metric), _mean(ablated, metric)
+            cells += [f"{a.mean():.4f} ± {a.std():.4f}", f"{b.mean():.4f} ± {b.std():.4f}",
+                      f"{100 * (b.mean() / a.mean() - 1):+.1f} %"]
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default=str(HERE / "results" / "runs"))
@@ -128,6 +146,7 @@ def main() -> int:
         lines.append(f"| {dataset} | {model} | {variant} | {seeds} | " + " | ".join(cells)
                      + f" | {train_s:.0f} ({best_s:.0f}) | `{rerun}` | {', '.join(stale)} |")
     lines += gap_lines(groups)
+    lines += ablation_lines(groups)
     text = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
