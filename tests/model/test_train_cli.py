@@ -65,7 +65,7 @@ def test_train_without_tracking_and_with_time_budget(tiny_world_dir, tmp_path, m
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "m.json"
     assert main(["train", "--data", str(tiny_world_dir), "--model", "bpr", "--no-track",
-                 "--no-progress", "--time-budget", "1", "--set", "max_epochs=1000",
+                 "--no-progress", "--time-budget", "1", "--set", "max_epochs=1000", "--set", "patience=1000",
                  "--metrics-json", str(out)]) == 0
     metrics = json.loads(out.read_text())
     assert metrics["stopped"] == "time_budget" and metrics["model"] == "bpr"
