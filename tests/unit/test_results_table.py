@@ -33,8 +33,8 @@ def test_current_run_is_not_flagged_and_row_sets_count():
 def test_changed_default_and_legacy_key_are_flagged():
     stale_keys = _module().stale_keys
     row = {"name": "r", "model": "lightgcn", "seed": 0}
-    old = _run(["model=lightgcn", "lr=0.01", "valid_max_per_user=0"], drop=("valid_max_per_user",))
-    expected = ["lr=0.01"]
+    old = _run(["model=lightgcn", "lr=0.003", "valid_max_per_user=0"], drop=("valid_max_per_user",))
+    expected = ["lr=0.003"]
     if load_config().valid_max_per_user != 0:  # the key did not exist: the run had no cap
         expected.append("valid_max_per_user=0")
     assert stale_keys(*old, row) == sorted(expected)
