@@ -193,13 +193,11 @@ class GraphRecommender(torch.nn.Module):
             main = -F.logsigmoid((u * p).sum(-1) - (u * n).sum(-1)).mean()
         elif loss == "softmax":
             u, p, n = F.normalize(u, dim=-1), F.normalize(p, dim=-1), F.normalize(n, dim=-1)
-            pos = (u * p).sum(-1, keepdim=True) / temperature
+            pos = self.pair_scores(u, p, user_idx, pos_idx, temperature)[:, None]
             neg = u @ n.T / temperature
             if self.item_bias is not None:
-                pos = pos + self.item_bias[pos_idx][:, None]
                 neg = neg + self.item_bias[neg_idx][None, :]
             if self.support is not None:
-                pos = pos + self.support_weight * self.support_pairs(user_idx, pos_idx)[:, None]
                 neg = neg + self.support_weight * self.support_grid(user_idx, neg_idx)
             logits = torch.cat([pos, neg], dim=1)
             main = F.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long, device=u.device))
@@ -243,15 +241,16 @@ class GraphRecommender(torch.nn.Module):
         if sample is None:
             picked = F.log_softmax(logits, dim=1)[rows, cols]                                     # [P]
         else:
-            pos = self.forward_scores(u[rows], items[cols], user_idx[rows], cols, temperature)   # [P]
+            pos = self.pair_scores(u[rows], items[cols], user_idx[rows], cols, temperature)   # [P]
             picked = pos - torch.logaddexp(pos, torch.logsumexp(logits, dim=1)[rows])
         main = -picked.mean()
         reg = (self.embedding(user_idx[rows]).pow(2).sum() + self.embedding(self.num_users + cols).pow(2).sum()) / (2 * len(rows))
         return main + weight_decay * reg
 
-    def forward_scores(self, u: Tensor, i: Tensor, user_idx: Tensor, item_idx: Tensor, temperature: float) -> Tensor:
-        """``[P]`` cosine scores of normalised users ``u [P, d]`` with raw items ``i [P, d]`` (the
-        same terms as :meth:`multinomial_loss`'s score block)."""
+    def pair_scores(self, u: Tensor, i: Tensor, user_idx: Tensor, item_idx: Tensor, temperature: float) -> Tensor:
+        """``[P]`` cosine scores of normalised users ``u [P, d]`` with items ``i [P, d]``, plus the
+        item bias and social support: the positive side of the softmax and sampled multinomial
+        losses (the same terms as :meth:`score_matrix`)."""
         scores = (u * F.normalize(i, dim=-1)).sum(-1) / temperature
         if self.item_bias is not None:
             scores = scores + self.item_bias[item_idx]
