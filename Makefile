@@ -19,11 +19,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/guanxi demo
 
+# The whole suite, with the 15 slowest tests listed at the end (CI runs this).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
+# The quick tier: no model training, no servers, no real datasets (under two minutes here).
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .hypothesis

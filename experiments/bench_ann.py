@@ -33,13 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from experiments.bench_serving import BENCH, lua_script, wrk  # noqa: E402
-from serving.launch import free_port, server_env, start_server, stop_server, wait_ready  # noqa: E402
+from guanxi.serving.launch import free_port, server_env, start_server, stop_server, wait_ready  # noqa: E402
 
 OUT = ROOT / "experiments" / "results" / "bench_ann.json"
 
 
 def bundle_100k() -> Path:
-    from serving.champion import load_served
+    from guanxi.serving.champion import load_served
 
     out = BENCH / "bundle-100k"
     if (out / "bundle.json").is_file():
@@ -59,7 +59,7 @@ def bundle_1m(src: Path, total: int = 1_000_000) -> Path:
     out = BENCH / "bundle-1m"
     if (out / "bundle.json").is_file():
         return out
-    from features.ids import IdMap
+    from guanxi.features.ids import IdMap
 
     tmp = BENCH / "bundle-1m.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -94,9 +94,9 @@ def bundle_1m(src: Path, total: int = 1_000_000) -> Path:
 
 def retrieval(path: Path, queries: int) -> dict:
     """ANN recall@20 against exact search over the content kind, and time per query."""
-    from serving.recommender import Recommender
-    from serving.retrieval import RetrievalConfig
-    from training.bundle import load_bundle
+    from guanxi.serving.recommender import Recommender
+    from guanxi.serving.retrieval import RetrievalConfig
+    from guanxi.training.bundle import load_bundle
 
     bundle = load_bundle(path, mmap=True)
     start = time.perf_counter()

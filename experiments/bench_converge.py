@@ -37,9 +37,9 @@ GUANXI = str(ROOT / ".venv" / "bin" / "guanxi")
 
 def split_500k(out: Path) -> Path:
     """The 500k-interaction bench split directory (generated once into ``out``)."""
-    from features.load_split import write_split_dir
-    from features.schema import empty_events, empty_pair_events
-    from features.world import WorldConfig, generate_world
+    from guanxi.features.load_split import write_split_dir
+    from guanxi.features.schema import empty_events, empty_pair_events
+    from guanxi.features.world import WorldConfig, generate_world
 
     if not (out / "train.tsv").is_file():
         config = WorldConfig(users=20_000, seed=0, content_per_user=2.5, events_per_user=41.7,
@@ -92,12 +92,12 @@ def epoch_1m(steps: int = 4) -> dict:
     import numpy as np
     import torch
 
-    from features.datasets import load_dataset
-    from training.config import load_config
-    from training.distributed import BatchLoss
-    from training.evaluate import evaluate_ranking
-    from training.model import GraphRecommender
-    from training.train import _user_batch, make_scorers, prepare
+    from guanxi.features.datasets import load_dataset
+    from guanxi.training.config import load_config
+    from guanxi.training.distributed import BatchLoss
+    from guanxi.training.evaluate import evaluate_ranking
+    from guanxi.training.model import GraphRecommender
+    from guanxi.training.train import _user_batch, make_scorers, prepare
 
     data = world(1_000_000)
     config = load_config()

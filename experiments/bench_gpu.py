@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from features.datasets import load_dataset
-from features.world import WorldConfig, generate_world
-from training.config import load_config
-from training.model import GraphRecommender
-from training.train import prepare, train
+from guanxi.features.datasets import load_dataset
+from guanxi.features.world import WorldConfig, generate_world
+from guanxi.training.config import load_config
+from guanxi.training.model import GraphRecommender
+from guanxi.training.train import prepare, train
 
 
 def _sync(device: torch.device) -> None:
@@ -76,7 +76,7 @@ def main() -> int:
     config = load_config()
     rows = []
     world_dir = out / "world"
-    from features.world_io import write_world
+    from guanxi.features.world_io import write_world
     start = time.perf_counter()
     write_world(generate_world(WorldConfig(users=args.world_users, seed=0)), world_dir)
     info["world_generate_s"] = time.perf_counter() - start

@@ -12,7 +12,7 @@
 3. Four `bentoml serve` processes up at once: guanxi (defaults: candidate table on), guanxi with
    the table off (`GUANXI_TABLE_MAX_SCORES=0`: every item scored), experiments/trivial_service.py
    (the yardstick, Python's default GC) and the same trivial endpoint with guanxi's GC settings
-   (`trivial-gc`, serving/gc_settings.py); with `--before REF`, a fifth: the same model served by
+   (`trivial-gc`, src/guanxi/serving/gc_settings.py); with `--before REF`, a fifth: the same model served by
    the code at git commit REF (`guanxi-before`), for a regression check. Each guanxi server writes
    its own event log, fresh for every worker count. At 1, 8 and 32 connections, `--rounds` alternating
    `wrk` runs (one per server in turn, so all see the same machine) from this machine; a Lua
@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serving.launch import free_port, server_env, start_server, stop_server, wait_ready  # noqa: E402
+from guanxi.serving.launch import free_port, server_env, start_server, stop_server, wait_ready  # noqa: E402
 
 OUT = ROOT / "experiments" / "results" / "bench_serving.json"
 BENCH = ROOT / ".bench"
@@ -52,15 +52,15 @@ def _run(cmd: list[str]) -> None:
 
 
 def prepare(users: int, content_per_user: float, budget: float) -> tuple[Path, str]:
-    from features.world import WorldConfig, generate_world
-    from features.world_io import write_world
+    from guanxi.features.world import WorldConfig, generate_world
+    from guanxi.features.world_io import write_world
 
     world = ROOT / ".worlds" / f"serve-{users}-c{content_per_user:g}"
     if not (world / "world.json").is_file():
         write_world(generate_world(WorldConfig(users=users, seed=0, content_per_user=content_per_user)), world)
     uri = f"sqlite:///{BENCH / 'mlflow.db'}"
     BENCH.mkdir(exist_ok=True)
-    from training.registry import alias_version, use_tracking
+    from guanxi.registry import alias_version, use_tracking
 
     use_tracking(uri)
     if alias_version("champion") is None:
@@ -82,10 +82,10 @@ def checkout(ref: str) -> Path:
 def in_process(uri: str, n: int = 2000, batch: int = 8) -> dict:
     """The pure serving path (no HTTP, no event log): one request at a time with every item scored,
     and in batches of ``batch`` as the service scores them, with and without the candidate table."""
-    from serving.champion import load_served
-    from serving.policy import load_policy
-    from serving.recommender import Recommender
-    from serving.retrieval import RetrievalConfig
+    from guanxi.serving.champion import load_served
+    from guanxi.serving.policy import load_policy
+    from guanxi.serving.recommender import Recommender
+    from guanxi.serving.retrieval import RetrievalConfig
 
     served = load_served("models:/guanxi@champion", tracking_uri=uri)
     exact, policy = served.recommender, load_policy()
@@ -245,12 +245,15 @@ def main() -> None:
         for f in BENCH.glob("events-*.db*"):
             f.unlink()
         log = lambda label: {**env, "GUANXI_EVENTS_DB": str(BENCH / f"events-{label}.db")}  # noqa: E731
-        servers = {"guanxi": ("serving.service:Guanxi", None, log("guanxi")),
-                   "guanxi-exact": ("serving.service:Guanxi", None, {**log("exact"), "GUANXI_TABLE_MAX_SCORES": "0"}),
+        servers = {"guanxi": ("guanxi.serving.service:Guanxi", None, log("guanxi")),
+                   "guanxi-exact": ("guanxi.serving.service:Guanxi", None, {**log("exact"), "GUANXI_TABLE_MAX_SCORES": "0"}),
                    "trivial": ("trivial_service:Trivial", ROOT / "experiments", env),
                    "trivial-gc": ("trivial_service:Trivial", ROOT / "experiments", {**env, "TRIVIAL_SETTLE_GC": "1"})}
         if before is not None:
-            servers["guanxi-before"] = ("serving.service:Guanxi", before, log("before"))
+            # The code at REF in its own layout: src/guanxi/ now, top-level packages before it.
+            nested = (before / "src" / "guanxi").is_dir()
+            servers["guanxi-before"] = ("guanxi.serving.service:Guanxi" if nested else "serving.service:Guanxi",
+                                        before / "src" if nested else before, log("before"))
         procs: dict[str, object] = {}
         ports: dict[str, int] = {}
         try:

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch_geometric.nn.models import LightGCN
 
-from features.datasets import load_dataset
-from training.config import TrainConfig, load_config
-from training.model import GraphRecommender
-from training.train import Prepared, prepare
+from guanxi.features.datasets import load_dataset
+from guanxi.training.config import TrainConfig, load_config
+from guanxi.training.model import GraphRecommender
+from guanxi.training.train import Prepared, prepare
 
 OUT = Path(__file__).parent / "results" / "bench_speed.json"
 

@@ -25,10 +25,10 @@ OUT = ROOT / "experiments" / "results" / "bench_stages.json"
 STEPS = r'''
 import json, statistics, sys, time
 import torch
-from features.datasets import load_dataset
-from training.config import load_config
-from training.model import GraphRecommender
-from training.train import prepare
+from guanxi.features.datasets import load_dataset
+from guanxi.training.config import load_config
+from guanxi.training.model import GraphRecommender
+from guanxi.training.train import prepare
 data, steps = sys.argv[1], int(sys.argv[2])
 config = load_config()
 t = time.perf_counter(); prep = prepare(load_dataset(data), config); t_prep = time.perf_counter() - t
@@ -56,13 +56,13 @@ print(json.dumps({"prepare_s": t_prep, "step_s": statistics.median(times), "pair
 SAMPLED = r'''
 import json, statistics, sys, time
 import numpy as np, torch
-from features.circles import CircleConfig, circle_codes
-from features.coded import load_coded_world
-from features.ties import tie_strength_codes
-from training.adjacency import coded_graph
-from training.config import load_config
-from training.model import GraphRecommender
-from training.sampled import SampledTrainer
+from guanxi.features.circles import CircleConfig, circle_codes
+from guanxi.features.coded import load_coded_world
+from guanxi.features.ties import tie_strength_codes
+from guanxi.training.adjacency import coded_graph
+from guanxi.training.config import load_config
+from guanxi.training.model import GraphRecommender
+from guanxi.training.sampled import SampledTrainer
 data, steps, fanouts = sys.argv[1], int(sys.argv[2]), tuple(int(f) for f in sys.argv[3].split(","))
 config = load_config()
 t = time.perf_counter()

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.datasets import load_dataset
-from features.summary import summarize, timed_features
-from features.world import WorldConfig, generate_world
-from features.world_io import write_world
+from guanxi.features.datasets import load_dataset
+from guanxi.features.summary import summarize, timed_features
+from guanxi.features.world import WorldConfig, generate_world
+from guanxi.features.world_io import write_world
 
 OUT = Path(__file__).parent / "results" / "dataset_stats.json"
 

@@ -21,11 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from features.datasets import load_dataset
-from features.schema import Dataset
-from features.split import carve_validation
-from training.config import load_config
-from training.train import train
+from guanxi.features.datasets import load_dataset
+from guanxi.features.schema import Dataset
+from guanxi.features.split import carve_validation
+from guanxi.training.config import load_config
+from guanxi.training.train import train
 
 RESULTS = Path(__file__).parent / "results"
 

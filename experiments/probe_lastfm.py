@@ -31,14 +31,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.datasets import load_dataset
-from features.graph import interaction_pairs
-from features.schema import Dataset
-from features.split import carve_validation
-from training.adjacency import build_adjacency, interaction_weights, owner_edges, social_edges
-from training.config import TrainConfig, load_config
-from training.evaluate import ScoreFn, evaluate_ranking
-from training.train import Prepared, TrainResult, make_scorers, train
+from guanxi.features.datasets import load_dataset
+from guanxi.features.graph import interaction_pairs
+from guanxi.features.schema import Dataset
+from guanxi.features.split import carve_validation
+from guanxi.training.adjacency import build_adjacency, interaction_weights, owner_edges, social_edges
+from guanxi.training.config import TrainConfig, load_config
+from guanxi.training.evaluate import ScoreFn, evaluate_ranking
+from guanxi.training.train import Prepared, TrainResult, make_scorers, train
 
 OUT = Path(__file__).parent / "results" / "probe_lastfm.json"
 DEFAULT_VARIANTS = ["default", "dim=128", "layers=2", "layers=4", "negatives=4096"]

@@ -19,13 +19,12 @@ import argparse
 import json
 import shlex
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from training.config import load_config
+from guanxi.training.config import load_config
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("recall_at_10", "ndcg_at_10", "recall_at_20", "ndcg_at_20")
@@ -50,7 +49,7 @@ def stale_keys(config: dict, train_seconds: float, row: dict | None) -> list[str
     if row is None:
         return ["not in plan"]
     overrides = [f"model={row['model']}", f"seed={row.get('seed', 0)}", *row.get("set", [])]
-    current = asdict(load_config(None, overrides))
+    current = load_config(None, overrides).to_dict()
     out = []
     for key, now in current.items():
         if key in CARVE and "world" in row:

@@ -30,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serving.launch import free_port, server_env, start_server, stop_server, wait_ready  # noqa: E402
+from guanxi.serving.launch import free_port, server_env, start_server, stop_server, wait_ready  # noqa: E402
 
 OUT = ROOT / "experiments" / "results" / "retrain_scenario.json"
 WORK = ROOT / ".scenario"
@@ -84,11 +84,11 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=None,
                         help="training seconds, champion and retrain (default: the configs' own budgets)")
     args = parser.parse_args()
-    from features.world import WorldConfig, generate_world
-    from features.world_io import write_world
-    from training.cli import main as guanxi
-    from training.registry import use_tracking
-    from training.retrain import RetrainConfig, retrain
+    from guanxi.features.world import WorldConfig, generate_world
+    from guanxi.features.world_io import write_world
+    from guanxi.app.cli import main as guanxi
+    from guanxi.registry import use_tracking
+    from guanxi.app.retrain import RetrainConfig, retrain
 
     world = ROOT / ".worlds" / f"scenario-{args.users}-s3"
     if not (world / "world.json").is_file():
@@ -141,11 +141,11 @@ def main() -> None:
             time.sleep(1)
             after = post(port, "/recommend", {"user_id": str(users[0])})["model_version"]
 
-        from serving.champion import load_served
-        from training.holdout import evaluate_served
-        from training.retrain_data import build_retrain_dataset
-        from features.datasets import load_dataset
-        from serving.events import SQLiteEventStore
+        from guanxi.serving.champion import load_served
+        from guanxi.app.holdout import evaluate_served
+        from guanxi.app.retrain_data import build_retrain_dataset
+        from guanxi.features.datasets import load_dataset
+        from guanxi.serving.events import SQLiteEventStore
 
         store = SQLiteEventStore(WORK / "events.db")
         _, holdout, known = build_retrain_dataset(load_dataset(str(world)), store.events_since(0), set(), 0.2)

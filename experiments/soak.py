@@ -39,7 +39,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serving.launch import free_port, wait_ready  # noqa: E402
+from guanxi.serving.launch import free_port, wait_ready  # noqa: E402
 
 TOKEN = "soak-token"
 MIX = (("recommend", 0.70), ("feedback", 0.25), ("settings", 0.05))
@@ -47,9 +47,9 @@ MIX = (("recommend", 0.70), ("feedback", 0.25), ("settings", 0.05))
 
 def prepare(users: int, root: Path) -> tuple[str, Path, Path]:
     """(tracking URI, working dir, world dir) with versions 1 and 2 registered and v1 @champion."""
-    from features.world import WorldConfig, generate_world
-    from features.world_io import write_world
-    from training.registry import alias_version, use_tracking
+    from guanxi.features.world import WorldConfig, generate_world
+    from guanxi.features.world_io import write_world
+    from guanxi.registry import alias_version, use_tracking
 
     world = ROOT / ".worlds" / f"soak-{users}"
     if not (world / "world.json").is_file():
@@ -132,7 +132,7 @@ def run_soak(uri: str, cwd: Path, seconds: float, rate: float, users: list[str],
     """Serve, load at ``rate`` for ``seconds`` with a promotion to v2 halfway, and measure (module doc)."""
     port = free_port()
     env = dict(os.environ, GUANXI_API_TOKEN=TOKEN, BENTOML_DO_NOT_TRACK="True")
-    guanxi = [sys.executable, "-m", "training.cli"]
+    guanxi = [sys.executable, "-m", "guanxi.app.cli"]
     server = subprocess.Popen(guanxi + ["serve", "--port", str(port), "--tracking-uri", uri, "--events-db",
                                         str(events_db), "--poll-seconds", "2"],
                               env=env, cwd=cwd, stdout=open(log, "ab") if log else subprocess.DEVNULL,

@@ -16,7 +16,7 @@ class Trivial:
         # TRIVIAL_SETTLE_GC=1: the garbage-collector settings guanxi's workers use, so that the load
         # test can compare against the framework alone with or without them.
         if os.environ.get("TRIVIAL_SETTLE_GC"):
-            from serving.gc_settings import settle_after_startup, thresholds_from_env
+            from guanxi.serving.gc_settings import settle_after_startup, thresholds_from_env
 
             settle_after_startup(thresholds_from_env())
 

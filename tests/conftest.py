@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from features.world import World, WorldConfig, generate_world
-from features.world_io import write_world
+from guanxi.features.world import World, WorldConfig, generate_world
+from guanxi.features.world_io import write_world
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GUANXI_DATA", REPO.parent / "shared" / "data"))

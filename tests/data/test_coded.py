@@ -4,13 +4,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features import world_io
-from features.circles import build_circles, circle_codes
-from features.coded import coded_from_dataset, load_coded_world, read_truth_ties
-from features.datasets import load_dataset
-from features.schema import SchemaError
-from features.summary import build_coded_features, build_features, summarize, summarize_coded
-from features.world import WorldConfig, generate_codes
+from guanxi.features import world_io
+from guanxi.features.circles import build_circles, circle_codes
+from guanxi.features.coded import coded_from_dataset, load_coded_world, read_truth_ties
+from guanxi.features.datasets import load_dataset
+from guanxi.features.schema import SchemaError
+from guanxi.features.summary import build_coded_features, build_features, summarize, summarize_coded
+from guanxi.features.world import WorldConfig, generate_codes
 
 
 def test_streamed_world_loads_back_as_the_generated_tables(tiny_world, tmp_path, monkeypatch):
@@ -64,7 +64,7 @@ def test_coded_features_equal_the_pandas_features(tiny_world, tiny_world_dir):
 
 def test_circle_codes_rank_like_build_circles():
     import pandas as pd
-    from features.circles import CircleConfig
+    from guanxi.features.circles import CircleConfig
     a, b = np.array([0, 0, 0, 0, 1]), np.array([1, 2, 3, 4, 2])
     strength = np.array([0.9, 0.8, 0.6, 0.2, 0.1])
     config = CircleConfig(inner_min_strength=0.5, inner_max_size=2)

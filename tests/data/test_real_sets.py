@@ -4,10 +4,10 @@ Expected counts are the ones measured in ../shared/data/README.md.
 """
 import pytest
 
-from features.datasets import RAW_PATHS, load_raw_split
-from features.load_raw import load_ciao, load_lastfm_hetrec, load_lastfm_sociallgn, load_yelp_hin
-from features.load_split import load_split_dir
-from features.ties import estimate_tie_strength
+from guanxi.features.datasets import RAW_PATHS, load_raw_split
+from guanxi.features.load_raw import load_ciao, load_lastfm_hetrec, load_lastfm_sociallgn, load_yelp_hin
+from guanxi.features.load_split import load_split_dir
+from guanxi.features.ties import estimate_tie_strength
 from tests.conftest import REPO, SHARED_DATA, shared_set
 
 

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from features.load_split import load_split_dir, write_split_dir
-from features.schema import SchemaError
+from guanxi.features.load_split import load_split_dir, write_split_dir
+from guanxi.features.schema import SchemaError
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
@@ -92,7 +92,7 @@ def test_self_ties_and_duplicate_rows_are_dropped_with_one_warning(tmp_path, cap
     files = dict(GOOD)
     files["social.tsv"] = "user\tfriend\nu1\tu2\nu1\tu1\nu2\tu1\nu1\tu2\nu3\tu3\nu3\tu4\n"
     files["train.tsv"] = GOOD["train.tsv"] + "u1\ti1\t10\t2\n"          # line 5 repeats line 2
-    with caplog.at_level("WARNING", logger="features.schema"):
+    with caplog.at_level("WARNING", logger="guanxi.features.schema"):
         ds = load_split_dir(_write(tmp_path / "d", files))
     assert list(zip(ds.ties["user_id"], ds.ties["friend_id"])) == [("u1", "u2"), ("u2", "u1"), ("u3", "u4")]
     assert len(ds.train) == 3

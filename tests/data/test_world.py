@@ -2,8 +2,8 @@
 import numpy as np
 import pandas as pd
 
-from features.datasets import load_dataset
-from features.world import WorldConfig, generate_world
+from guanxi.features.datasets import load_dataset
+from guanxi.features.world import WorldConfig, generate_world
 
 
 def test_same_seed_same_world_and_other_seed_differs(tiny_world):

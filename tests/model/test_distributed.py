@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 
 def _train(cmd_prefix: list[str], data, out, cwd) -> dict:
-    cmd = cmd_prefix + ["-m", "training.cli", "train", "--data", str(data), "--no-track", "--no-progress",
+    cmd = cmd_prefix + ["-m", "guanxi.app.cli", "train", "--data", str(data), "--no-track", "--no-progress",
                         "--metrics-json", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

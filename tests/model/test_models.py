@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from features.schema import Dataset, empty_events, empty_pair_events, make_events, make_items
-from training.config import TrainConfig
-from training.evaluate import evaluate_ranking
-from training.train import train
+from guanxi.features.schema import Dataset, empty_events, empty_pair_events, make_events, make_items
+from guanxi.training.config import TrainConfig
+from guanxi.training.evaluate import evaluate_ranking
+from guanxi.training.train import train
 
 PROBE = Path(__file__).resolve().parents[2] / "experiments" / "probe_lastfm.py"
 
@@ -130,8 +130,9 @@ def test_time_budget_stops_early_and_still_evaluates(checkerboard):
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_saves_a_bundle_that_scores_like_the_model(checkerboard, tmp_path, name):
     """Regression: a model without propagation (bpr) handed out parameter views that numpy refused."""
-    from training.bundle import load_bundle, save_bundle
-    from training.train import make_scorers
+    from guanxi.bundle import load_bundle
+    from guanxi.training.bundle import save_bundle
+    from guanxi.training.train import make_scorers
 
     result = train(checkerboard, TrainConfig(model=name, max_epochs=2, dim=8), progress=False)
     prep = result.prepared
@@ -148,7 +149,7 @@ def test_every_model_saves_a_bundle_that_scores_like_the_model(checkerboard, tmp
 
 
 def test_item_baselines_choose_their_regulariser_on_validation_only(checkerboard, monkeypatch):
-    from training import item_models
+    from guanxi.training import item_models
 
     seen: list[float] = []
     real = item_models.ease_weights
@@ -171,7 +172,7 @@ def test_ease_over_the_most_popular_items_when_the_catalogue_is_too_big(checkerb
 
 
 def test_item_baselines_are_not_registered(tmp_path, capsys):
-    from training.cli import main
+    from guanxi.app.cli import main
 
     world = tmp_path / "d"
     world.mkdir()

@@ -7,8 +7,8 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from training.config import TrainConfig
-from training.model import GraphRecommender
+from guanxi.training.config import TrainConfig
+from guanxi.training.model import GraphRecommender
 
 
 def _model(support: sp.csr_matrix | None = None) -> GraphRecommender:

@@ -12,12 +12,12 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from serving.events import SQLiteEventStore
-from training.cli import main
-from training.registry import alias_version, champion_history, use_tracking
-from training.retrain import RetrainConfig, load_retrain_config, retrain
-from training.retrain_data import build_retrain_dataset
-from training.retrain_lock import RetrainBusy, RetrainLock
+from guanxi.serving.events import SQLiteEventStore
+from guanxi.app.cli import main
+from guanxi.registry import alias_version, champion_history, use_tracking
+from guanxi.app.retrain import RetrainConfig, load_retrain_config, retrain
+from guanxi.app.retrain_data import build_retrain_dataset
+from guanxi.app.retrain_lock import RetrainBusy, RetrainLock
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +116,7 @@ def test_retrain_killed_midway_leaves_the_registry_unchanged(ops):
     SQLiteEventStore(ops["db"]).append(_future_events(ops["world"], 0.0, 0.6))
     use_tracking(ops["uri"])
     before = (_versions(ops["uri"]), alias_version("champion"), alias_version("candidate"))
-    cmd = [sys.executable, "-m", "training.cli", "retrain", "--events-db", str(ops["db"]),
+    cmd = [sys.executable, "-m", "guanxi.app.cli", "retrain", "--events-db", str(ops["db"]),
            "--tracking-uri", ops["uri"], "--no-progress", "--set", "max_epochs=200", "--set", "patience=200"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ops["dir"])
     seen = []
@@ -188,8 +188,8 @@ def _pairs_of(bundle) -> set[tuple[str, str]]:
 
 
 def _bundle(uri: str, version: str, dst: Path):
-    from training.bundle import load_bundle
-    from training.registry import download_bundle
+    from guanxi.bundle import load_bundle
+    from guanxi.registry import download_bundle
 
     return load_bundle(download_bundle(f"models:/guanxi/{version}", dst, uri))
 
@@ -265,7 +265,7 @@ def test_forget_reaches_every_version_and_cache(ops, tmp_path, capsys, monkeypat
     monkeypatch.setenv("GUANXI_EVENTS_DB", str(ops["db"]))
     cache = tmp_path / "cache"
     monkeypatch.setenv("GUANXI_MODEL_CACHE", str(cache))
-    from serving.champion import load_served
+    from guanxi.serving.champion import load_served
 
     load_served("models:/guanxi/1", cache_dir=cache, tracking_uri=ops["uri"])     # a worker's cached copy
     assert main(["forget", gone]) == 0

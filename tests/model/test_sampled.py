@@ -3,15 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from features.circles import CircleConfig, circle_codes
-from features.coded import coded_from_dataset
-from features.ties import tie_strength_codes
-from training.adjacency import coded_graph
-from training.config import TrainConfig
-from training.evaluate import evaluate_ranking
-from training.model import GraphRecommender
-from training.sampled import NeighbourSampler, RowAdam, SampledTrainer, sampled_embedding
-from training.train import make_scorers, prepare
+from guanxi.features.circles import CircleConfig, circle_codes
+from guanxi.features.coded import coded_from_dataset
+from guanxi.features.ties import tie_strength_codes
+from guanxi.training.adjacency import coded_graph
+from guanxi.training.config import TrainConfig
+from guanxi.training.evaluate import evaluate_ranking
+from guanxi.training.model import GraphRecommender
+from guanxi.training.sampled import NeighbourSampler, RowAdam, SampledTrainer, sampled_embedding
+from guanxi.training.train import make_scorers, prepare
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_sampled_trainer_refuses_bad_fanouts(prep):
 
 
 def test_guanxi_train_with_fanouts_uses_sampled_steps(tiny_world, monkeypatch):
-    from training import train as train_module
+    from guanxi.training import train as train_module
     steps = []
 
     class Counting(SampledTrainer):

@@ -5,10 +5,10 @@ import mlflow
 import numpy as np
 import pytest
 
-from serving.recommender import Recommender
-from training.bundle import load_bundle
-from training.cli import main
-from training.registry import alias_version, download_bundle, use_tracking
+from guanxi.serving.recommender import Recommender
+from guanxi.bundle import load_bundle
+from guanxi.app.cli import main
+from guanxi.registry import alias_version, download_bundle, use_tracking
 
 CONTRACT_KEYS = {"recall_at_10", "ndcg_at_10", "precision_at_10", "recall_at_20", "ndcg_at_20",
                  "precision_at_20", "valid", "breakdowns", "train_seconds", "epochs", "model", "config"}

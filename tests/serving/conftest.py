@@ -1,4 +1,4 @@
-"""A real registry for the serving tests: a tiny world, two trained versions, v1 promoted.
+"""A real registry for the serving tests: a tiny world, two hand-made versions, v1 promoted.
 
 The BentoML app is built once per session (``Service.to_asgi()`` works once per process).
 """
@@ -9,21 +9,64 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import main
+
+def handmade_bundle(world_dir: Path, out: Path, rank: int) -> Path:
+    """A bundle written by hand, no training: the tiny world's tables, tie strength and circles as
+    training prepares them, and rank-``rank`` truncated-SVD vectors of the train interactions (a
+    closed-form ranker, so slates are sensible) in place of learnt embeddings."""
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import svds
+
+    from guanxi.bundle import write_bundle
+    from guanxi.features.datasets import load_dataset
+    from guanxi.features.graph import pair_types
+    from guanxi.training.config import TrainConfig
+    from guanxi.training.train import prepare
+
+    config = TrainConfig()
+    prep = prepare(load_dataset(str(world_dir)), config)
+    u, s, vt = svds(prep.train_csr.astype(np.float64), k=rank, random_state=0)
+    root = np.sqrt(s)
+    # A little seeded noise, as learnt embeddings have: users with no training rows get distinct
+    # vectors too, so no ranking hangs on exact ties.
+    rng = np.random.default_rng(rank)
+    users = u * root + rng.normal(0, 1e-3, u.shape)
+    items = vt.T * root + rng.normal(0, 1e-3, vt.T.shape)
+    # Unit rows over a temperature, as the model's cosine scores are (GraphRecommender.serving_vectors).
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    vectors = ((unit(users) / config.temperature).astype(np.float32), unit(items).astype(np.float32))
+    pu, pi, bits = pair_types(pd.concat([prep.dataset.train, prep.dataset.valid], ignore_index=True), prep.idmap)
+    history = sp.csr_matrix((np.ones(len(pu), np.float32), (pu, pi)),
+                            shape=(prep.idmap.num_users, prep.idmap.num_items))
+    return write_bundle(out, model_name="guanxi", config=config.to_dict(), idmap=prep.idmap, vectors=vectors,
+                        items=prep.dataset.items, circles=prep.circles, history=history,
+                        popularity=prep.popularity.numpy(), metrics={"recall_at_20": 0.0},
+                        history_types=bits)
 
 
 @pytest.fixture(scope="session")
 def registry(tiny_world_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """``{"dir", "tracking_uri", "world"}`` with guanxi versions 1 and 2 registered, 1 @champion."""
+    """``{"dir", "tracking_uri", "world"}``: a real SQLite MLflow registry holding two hand-made
+    bundles (:func:`handmade_bundle`, ranks 16 and 24) as guanxi versions 1 and 2, 1 @champion.
+    Nothing is trained, so the quick tier can use it; ``guanxi train --register`` has its own tests."""
+    import mlflow
+
+    from guanxi.registry import log_bundle_model, promote, register_candidate, use_tracking
+
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root}/mlflow.db"
     cwd = os.getcwd()
     os.chdir(root)  # MLflow puts its artifact folder in the working directory
     try:
-        for seed in (0, 1):
-            assert main(["train", "--data", str(tiny_world_dir), "--set", "max_epochs=3", "--set",
-                         f"seed={seed}", "--no-progress", "--register", "--tracking-uri", uri]) == 0
-        assert main(["promote", "1", "--tracking-uri", uri]) == 0
+        use_tracking(uri)
+        mlflow.set_experiment("handmade")
+        for rank in (16, 24):
+            with mlflow.start_run() as run:
+                bundle_dir = handmade_bundle(tiny_world_dir, root / f"bundle-{rank}", rank)
+                register_candidate(log_bundle_model(bundle_dir), run.info.run_id)
+        promote("1")
     finally:
         os.chdir(cwd)
     return {"dir": root, "tracking_uri": uri, "world": tiny_world_dir}
@@ -31,8 +74,8 @@ def registry(tiny_world_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def bundle(registry: dict):
-    from training.bundle import load_bundle
-    from training.registry import download_bundle
+    from guanxi.bundle import load_bundle
+    from guanxi.registry import download_bundle
 
     return load_bundle(download_bundle("models:/guanxi/1", registry["dir"] / "v1",
                                        registry["tracking_uri"]))
@@ -56,7 +99,7 @@ def client(registry: dict, tmp_path_factory: pytest.TempPathFactory):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        from serving.service import Guanxi
+        from guanxi.serving.service import Guanxi
 
         app = Guanxi.to_asgi()
         client = TestClient(app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {API_TOKEN}"})

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from training.cli import main
+from guanxi.app.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +150,7 @@ def test_reload_refuses_a_corrupt_version_and_keeps_serving(client, registry, tm
 
     import mlflow
 
-    from training.registry import log_bundle_model, register_candidate, use_tracking
+    from guanxi.registry import log_bundle_model, register_candidate, use_tracking
 
     monkeypatch.chdir(registry["dir"])
     use_tracking(registry["tracking_uri"])

@@ -2,7 +2,7 @@
 import asyncio
 
 
-from serving.batcher import MicroBatcher
+from guanxi.serving.batcher import MicroBatcher
 
 
 def test_requests_started_together_share_one_call():

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from features.schema import ITEM_KINDS
-from serving.candidate_table import build_table, load_or_build, row_suffices
-from serving.policy import PolicyConfig
-from serving.recommender import Recommender
-from serving.retrieval import RetrievalConfig
+from guanxi.features.schema import ITEM_KINDS
+from guanxi.serving.candidate_table import build_table, load_or_build, row_suffices
+from guanxi.serving.policy import PolicyConfig
+from guanxi.serving.recommender import Recommender
+from guanxi.serving.retrieval import RetrievalConfig
 
 DEPTH = 120
 

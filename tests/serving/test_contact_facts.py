@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.contact_facts import COLUMNS, load_or_build
-from serving.contacts import aggregates
-from serving.recommender import Recommender
-from serving.retrieval import RetrievalConfig
+from guanxi.serving.contact_facts import COLUMNS, load_or_build
+from guanxi.serving.contacts import aggregates
+from guanxi.serving.recommender import Recommender
+from guanxi.serving.retrieval import RetrievalConfig
 
 
 def test_facts_equal_what_a_request_computes(bundle, tmp_path):

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from serving.events import MAX_MUTES_TOTAL
-from serving.schemas import TS_MIN
+from guanxi.serving.events import MAX_MUTES_TOTAL
+from guanxi.serving.schemas import TS_MIN
 
 pytestmark = pytest.mark.slow
 
@@ -143,7 +143,7 @@ def test_a_locked_event_log_answers_503_and_loses_nothing(client):
 
 
 def test_a_full_event_log_refuses_the_batch_whole(tmp_path):
-    from serving.events import SQLiteEventStore, StoreUnavailable
+    from guanxi.serving.events import SQLiteEventStore, StoreUnavailable
 
     store = SQLiteEventStore(tmp_path / "e.db")
     store.append([{"user_id": "u", "item_id": "i", "type": "view", "event_id": "first"}])
@@ -157,8 +157,8 @@ def test_a_full_event_log_refuses_the_batch_whole(tmp_path):
 def test_concurrency_limit_sheds_load_with_503(registry):
     import asyncio
 
-    from serving.guard import GuardMiddleware
-    from serving.settings import ServeSettings
+    from guanxi.serving.guard import GuardMiddleware
+    from guanxi.serving.settings import ServeSettings
 
     release = asyncio.Event()
 

@@ -19,10 +19,10 @@ import numpy as np
 import psutil
 import pytest
 
-from serving.launch import check_exposure, free_port, server_env, start_server, stop_server, wait_ready
-from serving.policy import PolicyConfig
-from serving.recommender import Recommender
-from training.cli import main
+from guanxi.serving.launch import check_exposure, free_port, server_env, start_server, stop_server, wait_ready
+from guanxi.serving.policy import PolicyConfig
+from guanxi.serving.recommender import Recommender
+from guanxi.app.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_guanxi_serve_on_a_public_host_exits_with_one_line(registry, capsys, mon
 def test_sigterm_stops_guanxi_serve_and_every_process_it_started(registry, tmp_path):
     port = free_port()
     env = dict(os.environ, GUANXI_API_TOKEN="tok", BENTOML_DO_NOT_TRACK="True")
-    cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(port), "--workers", "2",
+    cmd = [sys.executable, "-m", "guanxi.app.cli", "serve", "--port", str(port), "--workers", "2",
            "--tracking-uri", registry["tracking_uri"], "--events-db", str(tmp_path / "events.db")]
     proc = subprocess.Popen(cmd, env=env, cwd=registry["dir"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)

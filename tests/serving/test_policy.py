@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving.policy import Candidates, PolicyConfig, UserState, apply_policy, load_policy
+from guanxi.serving.policy import Candidates, PolicyConfig, UserState, apply_policy, load_policy
 
 
 @st.composite

@@ -6,7 +6,6 @@ engagement makes an item self-sought."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.ids import IdMap
-from features.schema import ITEM_EVENT_TYPES, ITEM_KINDS
-from serving.catalogue import Catalogue
-from serving.policy import PolicyConfig
-from serving.recommender import Recommender
-from serving.retrieval import RetrievalConfig
-from serving.scores import Scored
+from guanxi.features.ids import IdMap
+from guanxi.features.schema import ITEM_EVENT_TYPES, ITEM_KINDS
+from guanxi.serving.catalogue import Catalogue
+from guanxi.serving.policy import PolicyConfig
+from guanxi.serving.recommender import Recommender
+from guanxi.serving.retrieval import RetrievalConfig
+from guanxi.serving.scores import Scored
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +117,7 @@ def test_invariants_hold_on_every_path(paths, users, bundle, data):
                                     impressions=shown)
     _check(rec, user, k, kinds, muted, opt_out, shown, policy, fallback, slate)
     # the served slate is as long as the same policy over the whole catalogue allows
-    whole = replace(policy, candidate_min=rec.idmap.num_items)
+    whole = policy.replace(candidate_min=rec.idmap.num_items)
     _, everything = rec.recommend(user, k, whole, kinds=kinds, muted_ids=muted, commercial_opt_out=opt_out,
                                   impressions=shown)
     assert len(slate) == len(everything)
@@ -129,7 +128,7 @@ def test_invariants_hold_on_every_path(paths, users, bundle, data):
 def test_the_frequency_cap_never_empties_a_feed(paths, users, path, kinds, k, refreshes):
     rec = paths[path]
     policy = PolicyConfig()
-    whole = replace(policy, candidate_min=rec.idmap.num_items)
+    whole = policy.replace(candidate_min=rec.idmap.num_items)
     for user in (users["known"][3], users["cold"][0], "a-new-user"):
         shown: dict[str, int] = {}
         for _ in range(refreshes):

@@ -14,8 +14,8 @@ import urllib.request
 import psutil
 import pytest
 
-from serving.launch import free_port, kill_server, server_env, start_server, stop_server, wait_ready
-from training.cli import main
+from guanxi.serving.launch import free_port, kill_server, server_env, start_server, stop_server, wait_ready
+from guanxi.app.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +124,7 @@ def test_every_acknowledged_event_survives_a_killed_server(registry, tmp_path):
 
 def test_demo_serves_the_champion_until_interrupted(tmp_path):
     port = free_port()
-    cmd = [sys.executable, "-m", "training.cli", "demo", "--users", "400", "--time-budget", "3",
+    cmd = [sys.executable, "-m", "guanxi.app.cli", "demo", "--users", "400", "--time-budget", "3",
            "--dir", str(tmp_path / "demo"), "--port", str(port)]
     # Started as a terminal starts it: Ctrl-C (SIGINT) at its default even when the test run itself
     # was started in the background, where the shell leaves SIGINT ignored for every child.

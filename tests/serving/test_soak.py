@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import main
+from guanxi.app.cli import main
 
 pytestmark = pytest.mark.slow
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))

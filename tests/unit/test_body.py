@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from serving.body import SlateEncoder
-from serving.policy import SlateItem
+from guanxi.serving.body import SlateEncoder
+from guanxi.serving.policy import SlateItem
 
 IDS = np.array(['plain', 'quo"te', 'back\\slash', 'ünïcode 商户', 'tab\there', 'new\nline'], dtype=object)
 KINDS = np.array(["content", "merchant", "official_account", "content", "merchant", "content"])

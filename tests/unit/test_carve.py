@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.split import carve_validation, per_user_holdout
+from guanxi.features.split import carve_validation, per_user_holdout
 
 
 def _events(counts: dict[str, int], ts: bool) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 import json
 
-from training.cli import main
+from guanxi.app.cli import main
 
 
 def test_world_then_features_cli(tmp_path, capsys):

@@ -1,6 +1,6 @@
 import pytest
 
-from training.config import TrainConfig, load_config
+from guanxi.training.config import TrainConfig, load_config
 
 
 def test_defaults_ship_in_the_package(tmp_path, monkeypatch):

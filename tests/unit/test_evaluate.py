@@ -2,7 +2,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from training.evaluate import RankingTask, evaluate_ranking, rank_top_k
+from guanxi.training.evaluate import RankingTask, evaluate_ranking, rank_top_k
 
 
 def _task(train, test, n_users, n_items, kinds=None):

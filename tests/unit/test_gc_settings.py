@@ -5,7 +5,7 @@ import gc
 
 import pytest
 
-from serving.gc_settings import DEFAULT_THRESHOLDS, settle_after_startup, thresholds_from_env
+from guanxi.serving.gc_settings import DEFAULT_THRESHOLDS, settle_after_startup, thresholds_from_env
 
 
 def test_thresholds_default_and_override():

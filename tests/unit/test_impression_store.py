@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from serving.events import SQLiteEventStore
+from guanxi.serving.events import SQLiteEventStore
 
 
 def test_counts_survive_ids_that_look_like_json(tmp_path):

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import hits_matrix, mean_metrics, metric_keys, user_metrics
+from guanxi.training.metrics import hits_matrix, mean_metrics, metric_keys, user_metrics
 
 
 def test_hand_computed_case():

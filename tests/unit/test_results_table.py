@@ -3,10 +3,9 @@ reports each dataset's gap to its best baseline."""
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict
 from pathlib import Path
 
-from training.config import load_config
+from guanxi.training.config import load_config
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "results_table.py"
 
@@ -20,7 +19,7 @@ def _module():
 
 def _run(overrides: list[str], drop: tuple[str, ...] = (), train_seconds: float = 100.0) -> tuple[dict, float]:
     """What a run records: its resolved config (as the metrics JSON holds it) and its train time."""
-    return {k: v for k, v in asdict(load_config(None, overrides)).items() if k not in drop}, train_seconds
+    return {k: v for k, v in load_config(None, overrides).to_dict().items() if k not in drop}, train_seconds
 
 
 def test_current_run_is_not_flagged_and_row_sets_count():

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.schema import (
+from guanxi.features.schema import (
     Origin, SchemaError, make_events, make_items, validate_events, validate_items, validate_ties,
 )
 

@@ -3,11 +3,11 @@ import pandas as pd
 import pytest
 import torch
 
-from features.circles import CircleConfig, build_circles, circle_summary
-from features.graph import build_hetero_graph, interaction_pairs, normalized_adjacency
-from features.ids import IdMap
-from features.load_split import load_split_dir
-from features.ties import estimate_tie_strength, undirected_pairs
+from guanxi.features.circles import CircleConfig, build_circles, circle_summary
+from guanxi.features.graph import build_hetero_graph, interaction_pairs, normalized_adjacency
+from guanxi.features.ids import IdMap
+from guanxi.features.load_split import load_split_dir
+from guanxi.features.ties import estimate_tie_strength, undirected_pairs
 
 
 def test_tie_strength_recovers_the_truth_on_a_world(tiny_world):
@@ -20,7 +20,7 @@ def test_tie_strength_recovers_the_truth_on_a_world(tiny_world):
 
 
 def test_undirected_pairs_dedupes_and_marks_reciprocated():
-    from features.schema import Dataset, empty_events, empty_pair_events
+    from guanxi.features.schema import Dataset, empty_events, empty_pair_events
     users = pd.DataFrame({"user_id": ["a", "b", "c"]})
     ties = pd.DataFrame({"user_id": ["a", "b", "a"], "friend_id": ["b", "a", "c"]})
     ds = Dataset("t", users, None, ties, empty_pair_events(), empty_events(), empty_events(), empty_events())

@@ -1,0 +1,59 @@
+"""IdMap: external string ids <-> contiguous model indices, saved with every model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from guanxi.features.schema import Dataset
+
+
+class IdMap:
+    """Maps user and item ids (strings) to ``user_idx``/``item_idx`` (contiguous ints) and back.
+
+    Args:
+        user_ids: ``[num_users]`` ids in index order.
+        item_ids: ``[num_items]`` ids in index order.
+    """
+
+    def __init__(self, user_ids: np.ndarray | list[str], item_ids: np.ndarray | list[str]) -> None:
+        self.user_ids = np.asarray(user_ids, dtype=object)
+        self.item_ids = np.asarray(item_ids, dtype=object)
+        self._users = pd.Index(self.user_ids.astype(str))
+        self._items = pd.Index(self.item_ids.astype(str))
+        for name, idx in (("user", self._users), ("item", self._items)):
+            if not idx.is_unique:
+                dup = idx[idx.duplicated()][0]
+                raise ValueError(f"duplicate {name} id {dup!r} in IdMap")
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset) -> "IdMap":
+        """Users and items of the dataset (every id in any of its files), in table order."""
+        return cls(dataset.users["user_id"].to_numpy(), dataset.items["item_id"].to_numpy())
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+    def user_index(self, ids: pd.Series | np.ndarray | list[str]) -> np.ndarray:
+        """``[n]`` user_idx for each id; -1 where the id is unknown."""
+        return self._users.get_indexer(pd.Index(np.asarray(ids, dtype=object).astype(str)))
+
+    def item_index(self, ids: pd.Series | np.ndarray | list[str]) -> np.ndarray:
+        """``[n]`` item_idx for each id; -1 where the id is unknown."""
+        return self._items.get_indexer(pd.Index(np.asarray(ids, dtype=object).astype(str)))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps({"users": self.user_ids.astype(str).tolist(),
+                                          "items": self.item_ids.astype(str).tolist()}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "IdMap":
+        data = json.loads(Path(path).read_text())
+        return cls(data["users"], data["items"])

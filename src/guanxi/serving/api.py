@@ -1,0 +1,138 @@
+"""What each endpoint does, without HTTP (the BentoML service in ``service.py`` only adapts).
+
+Holds the served model (:class:`guanxi.serving.champion.ChampionHolder`), the event log and the policy,
+and follows the event log's forget list: within one poll interval of ``guanxi forget``, the
+forgotten user is served as a stranger (no history, no contacts, no impressions logged) and
+disappears from every other user's reasons and counts.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from guanxi.serving.batcher import MicroBatcher
+from guanxi.serving.champion import ChampionHolder, Served
+from guanxi.serving.events import EventStore
+from guanxi.serving.forget_list import ForgetList
+from guanxi.serving.impressions import ImpressionLog
+from guanxi.serving.policy import PolicyConfig
+from guanxi.serving.scores import Scored
+
+logger = logging.getLogger(__name__)
+
+# Impressions older than the retention window are pruned at most this often (seconds).
+PRUNE_EVERY_S = 600.0
+
+
+class RecommendationAPI:
+    """The endpoints' logic.
+
+    Args:
+        holder: the served model and its alias follower.
+        store: the event log (feedback, settings, impressions, forget list).
+        policy: the exposure policy.
+        poll_seconds: how often a background thread re-reads the forget list (0: every second).
+    """
+
+    def __init__(self, holder: ChampionHolder, store: EventStore, policy: PolicyConfig,
+                 poll_seconds: float = 10.0) -> None:
+        self.holder = holder
+        self.store = store
+        self.policy = policy
+        self._last_prune = 0.0
+        self._batcher: MicroBatcher | None = None
+        self.impressions = ImpressionLog(store, forgotten=lambda user: self.forget_list.contains(user))
+        self._forget_every = poll_seconds if poll_seconds > 0 else 1.0
+        self._forget_count = -1
+        self.forget_list: ForgetList = store.forget_list()
+        self._refresh_forgotten()
+        self._stop = threading.Event()
+        threading.Thread(target=self._poll_forgotten, daemon=True, name="guanxi-forget-poll").start()
+
+    def _poll_forgotten(self) -> None:
+        while not self._stop.wait(self._forget_every):
+            try:
+                self._refresh_forgotten()
+            except Exception:  # noqa: BLE001 - the poller must never die
+                logger.exception("forget-list poll failed")
+
+    def _refresh_forgotten(self) -> None:
+        """Re-read the forget list when it changed and hand it to the served model."""
+        count = self.store.forgotten_count()
+        if count != self._forget_count:
+            first = self._forget_count < 0
+            self.forget_list = self.store.forget_list()
+            self._forget_count = count
+            logger.info("forget list: %d users", len(self.forget_list))
+            if not first:
+                # Slates logged here while `guanxi forget` ran: drop what is pending, then what
+                # reached the log after its delete.
+                self.impressions.flush()
+                since = int(time.time() - 2 * self._forget_every - 60)
+                self.store.drop_forgotten_impressions(self.forget_list, since)
+        self._apply_forgotten()
+
+    def _apply_forgotten(self) -> None:
+        """The served model follows the forget list (after a model swap, too)."""
+        rec = self.holder.current.recommender
+        if rec.forget_list is not self.forget_list:
+            rec.forget(self.forget_list)
+
+    def _score_batch(self, user_ids: list[str]) -> list[tuple[Served, Scored]]:
+        served = self.holder.current          # one model for the whole batch, even mid-swap
+        return [(served, s) for s in served.recommender.score_many(user_ids)]
+
+    async def recommend_async(self, user_id: str, k: int = 20, kinds: list[str] | None = None) -> str:
+        """:meth:`recommend` with scoring micro-batched across concurrent requests (when that
+        saves work: not with the candidate table, where a user's scoring reads only their row)."""
+        self._apply_forgotten()
+        served = self.holder.current
+        if not served.recommender.batching_pays:
+            scored = served.recommender.score_many([user_id])[0]
+            return self.recommend(user_id, k, kinds, served=served, scored=scored)
+        if self._batcher is None:
+            self._batcher = MicroBatcher(self._score_batch)
+        served, scored = await self._batcher.submit(user_id)
+        return self.recommend(user_id, k, kinds, served=served, scored=scored)
+
+    def recommend(self, user_id: str, k: int = 20, kinds: list[str] | None = None,
+                  now: float | None = None, served: Served | None = None, scored: Scored | None = None) -> str:
+        """The ``/recommend`` response body as JSON text (:mod:`guanxi.serving.body`); logs the returned
+        slate as impressions (never for a forgotten user)."""
+        if served is None:
+            self._apply_forgotten()
+        served = served or self.holder.current  # one model for the whole request, even mid-swap
+        now = time.time() if now is None else now
+        forgotten = served.recommender.is_forgotten(user_id)
+        settings = self.store.settings(user_id)
+        window = int(now - self.policy.frequency_window_hours * 3600)
+        shown = self.impressions.counts(user_id, window) if self.policy.frequency_cap and not forgotten else {}
+        fallback, slate = served.recommender.recommend(
+            user_id, k, self.policy, kinds=kinds, muted_ids=list(settings.mute),
+            commercial_opt_out=settings.commercial_opt_out, impressions=shown, scored=scored)
+        ids = served.encoder.ids
+        if not forgotten:
+            self.impressions.log(user_id, [ids[s.item_idx] for s in slate], int(now), served.version)
+        self._maybe_prune(now)
+        return served.encoder.encode(user_id, served.version, fallback, slate)
+
+    def feedback(self, events: list[dict]) -> dict:
+        """Store a validated batch durably; ``{"accepted": n, "duplicates": d}`` only after the commit."""
+        result = self.store.append(events)
+        return {"accepted": result.accepted, "duplicates": result.duplicates}
+
+    def settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
+                 unmute: list[str]) -> dict:
+        return self.store.update_settings(user_id, commercial_opt_out, mute, unmute).to_json()
+
+    def reload(self) -> dict:
+        return self.holder.reload(force=True)
+
+    def _maybe_prune(self, now: float) -> None:
+        if now - self._last_prune < PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        removed = self.store.prune_impressions(int(now - self.policy.impression_retention_days * 86400))
+        if removed:
+            logger.info("pruned %d impressions past the retention window", removed)

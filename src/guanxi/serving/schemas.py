@@ -1,0 +1,106 @@
+"""HTTP bodies of the recommendation API (docs/serving.md and docs/contracts.md).
+
+Pydantic models, strict and closed: BentoML validates each request against them and answers a 400
+whose ``error`` names the field (``loc``) before any of our code runs, so a mistyped, unknown or
+hostile field never reaches a 5xx or a silent change. An unknown top-level field is refused (a
+misspelt ``kind`` would otherwise mean "every kind"); numbers must be finite; ``ts`` must be a
+plausible time.
+"""
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from guanxi.features.schema import ITEM_EVENT_TYPES, ITEM_KINDS
+
+MAX_BATCH = 1000            # events per /feedback request
+MAX_MUTES = 1000            # ids per mute or unmute list in one /settings request
+TS_MIN = 946_684_800        # 2000-01-01T00:00:00Z: older event times are refused
+TS_FUTURE_S = 86_400        # event times more than a day ahead of the server clock are refused
+
+Kind = Literal[ITEM_KINDS]  # type: ignore[valid-type]
+EventType = Literal[ITEM_EVENT_TYPES]  # type: ignore[valid-type]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+_CLOSED = ConfigDict(extra="forbid", strict=True)
+
+
+class RecommendRequest(BaseModel):
+    """``POST /recommend``."""
+
+    model_config = _CLOSED
+
+    user_id: Id
+    k: Annotated[int, Field(ge=1, le=100)] = 20
+    kinds: Optional[Annotated[list[Kind], Field(min_length=1, max_length=len(ITEM_KINDS))]] = None
+
+    @field_validator("kinds")
+    @classmethod
+    def _each_kind_once(cls, kinds: list[str] | None) -> list[str] | None:
+        if kinds is not None and len(set(kinds)) != len(kinds):
+            repeated = next(k for k in kinds if kinds.count(k) > 1)
+            raise ValueError(f"kind {repeated!r} is listed more than once")
+        return kinds
+
+
+class FeedbackEvent(BaseModel):
+    """One event, as in the canonical events table."""
+
+    model_config = _CLOSED
+
+    user_id: Id
+    item_id: Id
+    type: EventType
+    ts: Optional[Annotated[int, Field(ge=TS_MIN)]] = None
+    value: Optional[Finite] = None
+    event_id: Optional[Id] = None
+
+    @field_validator("ts")
+    @classmethod
+    def _not_in_the_future(cls, ts: int | None) -> int | None:
+        if ts is not None and ts > time.time() + TS_FUTURE_S:
+            raise ValueError(f"{ts} is more than a day after the server's clock ({int(time.time())})")
+        return ts
+
+
+class FeedbackRequest(BaseModel):
+    """``POST /feedback``."""
+
+    model_config = _CLOSED
+
+    events: Annotated[list[FeedbackEvent], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class SettingsRequest(BaseModel):
+    """``POST /settings``: only the fields given change; none given reads the settings."""
+
+    model_config = _CLOSED
+
+    user_id: Id
+    commercial_opt_out: Optional[bool] = None
+    mute: Annotated[list[Id], Field(max_length=MAX_MUTES)] = []
+    unmute: Annotated[list[Id], Field(max_length=MAX_MUTES)] = []
+
+
+class Reason(BaseModel):
+    type: Literal["inner_circle", "self_sought", "similar_taste", "popular"]
+    contacts_engaged: int
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    kind: Kind
+    score: float
+    commercial: bool
+    reason: Reason
+
+
+class Recommendation(BaseModel):
+    user_id: str
+    model_version: str
+    fallback: Optional[Literal["circle", "popular"]]
+    items: list[RecommendedItem]
+

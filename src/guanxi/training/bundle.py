@@ -1,0 +1,37 @@
+"""Turn a trained model into a recommendation bundle (the contract lives in :mod:`guanxi.bundle`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from guanxi.bundle import write_bundle
+from guanxi.features.ids import IdMap
+
+
+def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
+                model: torch.nn.Module | None, items: pd.DataFrame, circles: pd.DataFrame | None,
+                history: sp.csr_matrix, popularity: np.ndarray, metrics: dict,
+                history_types: np.ndarray | None = None) -> Path:
+    """Write ``model``'s serving vectors (``GraphRecommender.serving_vectors``), its weights
+    (``state_dict.pt``, for warm starts) and the rest of the bundle; ``history_types`` ``[nnz]``
+    aligns with ``history.indices``."""
+    vectors = None
+    support_weight = 0.0
+    if model is not None:
+        model.eval()
+        with torch.no_grad():
+            users, item_vecs = model.serving_vectors()
+        # A model without propagation hands out views of its parameters: detach before numpy.
+        vectors = (users.detach().cpu().numpy(), item_vecs.detach().cpu().numpy())
+        if getattr(model, "support_weight", None) is not None:
+            support_weight = model.support_weight.item()
+    out = write_bundle(out, model_name=model_name, config=config, idmap=idmap, vectors=vectors, items=items,
+                       circles=circles, history=history, popularity=popularity, metrics=metrics,
+                       support_weight=support_weight, history_types=history_types)
+    if model is not None:
+        torch.save(model.state_dict(), out / "state_dict.pt")
+    return out

@@ -1,0 +1,269 @@
+"""Graph recommenders propagated as sparse matrix products over a cached normalised adjacency.
+
+One class serves the ``guanxi`` model and the graph baselines; what differs is the adjacency
+they propagate over (see ``src/guanxi/training/adjacency.py``) and the loss:
+
+- ``bpr``: matrix factorisation, no propagation (``num_layers = 0``);
+- ``lightgcn``: users and items only;
+- ``lightgcn-s``: plus every social edge with weight 1;
+- ``guanxi``: interactions weighted by event type, contacts weighted by tie strength and by
+  circle (inner ties count more than outer ones), content linked to its publishing account,
+  an explicit social-support term (what the user's circles engaged with, learnt weight), trained
+  with a sampled-softmax loss on cosine scores plus a per-item bias.
+
+Propagation is LightGCN's: ``E^(l+1) = A E^(l)``, final embedding the mean of layers 0..L, score
+the dot product of user and item embeddings.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.nn import LGConv
+
+
+class _SymmetricSpMM(torch.autograd.Function):
+    """``A @ x`` for a symmetric sparse ``A``: the gradient is ``A @ grad`` as well, which
+    spares autograd the CSR transpose (about a third of a step on CPU)."""
+
+    @staticmethod
+    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.adj = adj
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return None, torch.sparse.mm(ctx.adj, grad)
+
+
+class SymmetricLGConv(LGConv):
+    """PyG's ``LGConv`` (no normalisation: the adjacency comes normalised) propagating over a
+    symmetric ``torch.sparse`` CSR adjacency; needs neither pyg-lib nor torch-sparse."""
+
+    def __init__(self) -> None:
+        super().__init__(normalize=False)
+
+    def forward(self, x: Tensor, adj: Tensor) -> Tensor:  # type: ignore[override]
+        return _SymmetricSpMM.apply(adj, x)
+
+
+class GraphRecommender(torch.nn.Module):
+    """Embeddings of users and items refined by ``num_layers`` rounds of propagation.
+
+    Args:
+        num_users: number of users ``U``.
+        num_items: number of items ``I``.
+        dim: embedding size ``d``.
+        num_layers: propagation rounds ``L`` (0 = plain matrix factorisation).
+        adjacency: ``[U + I, U + I]`` symmetric normalised CSR (users first), or None when
+            ``num_layers == 0``.
+        init_std: standard deviation of the initial embeddings.
+        cosine: score by cosine similarity (what the ``softmax`` loss trains) instead of the
+            dot product.
+        temperature: cosine scores are divided by it (cosine models only).
+        item_bias: add a learnt per-item bias to cosine scores (``[I]``): cosine alone cannot
+            express popularity, which the bias absorbs.
+        support: optional ``[U, I]`` CSR of social support, ``log1p(sum_v w_uv [v engaged with
+            i])`` over the user's contacts ``v`` with circle weights ``w_uv``; when given, scores
+            gain ``support_weight * support[u, i]`` with a learnt ``support_weight`` (anything
+            indexable like it, e.g. :class:`guanxi.training.sampled.SupportRows`).
+    """
+
+    def __init__(self, num_users: int, num_items: int, dim: int = 64, num_layers: int = 3,
+                 adjacency: Tensor | None = None, init_std: float = 0.1,
+                 cosine: bool = False, temperature: float = 1.0, item_bias: bool = False,
+                 support: sp.csr_matrix | None = None) -> None:
+        super().__init__()
+        if num_layers > 0 and adjacency is None:
+            raise ValueError("num_layers > 0 needs an adjacency")
+        if adjacency is not None and adjacency.shape != (num_users + num_items,) * 2:
+            raise ValueError(f"adjacency must be [{num_users + num_items}]^2, got {tuple(adjacency.shape)}")
+        self.num_users = num_users
+        self.num_items = num_items
+        self.num_layers = num_layers
+        self.embedding = torch.nn.Embedding(num_users + num_items, dim)
+        torch.nn.init.normal_(self.embedding.weight, std=init_std)
+        self.convs = torch.nn.ModuleList(SymmetricLGConv() for _ in range(num_layers))
+        self.adjacency = adjacency
+        self.cosine = cosine
+        self.temperature = temperature if cosine else 1.0
+        self.item_bias = torch.nn.Parameter(torch.zeros(num_items)) if (cosine and item_bias) else None
+        self.support = support
+        # Starts at 0: the term earns its weight from the data or stays out of the way.
+        self.support_weight = torch.nn.Parameter(torch.tensor(0.0)) if support is not None else None
+
+    def support_pairs(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
+        """``[n]`` social support of the pairs (0 without a support matrix)."""
+        if self.support is None:
+            return torch.zeros(len(user_idx), device=self.embedding.weight.device)
+        vals = np.asarray(self.support[user_idx.cpu().numpy().copy(), item_idx.cpu().numpy().copy()]).ravel()
+        return torch.from_numpy(vals.astype(np.float32)).to(self.embedding.weight.device)
+
+    def support_grid(self, user_idx: Tensor, item_idx: Tensor | None = None) -> Tensor:
+        """``[n, m]`` social support of users ``[n]`` for items ``[m]`` (all items when None)."""
+        rows = self.support[user_idx.cpu().numpy().copy()]
+        if item_idx is not None:
+            rows = rows[:, item_idx.cpu().numpy().copy()]
+        return torch.from_numpy(rows.toarray().astype(np.float32)).to(self.embedding.weight.device)
+
+    def score_matrix(self, emb: Tensor, user_idx: Tensor) -> Tensor:
+        """``[n, I]`` scores of users ``user_idx`` ``[n]`` against every item."""
+        users, items = self.split(emb)
+        u = users[user_idx]
+        if not self.cosine:
+            return u @ items.T
+        scores = F.normalize(u, dim=-1) @ F.normalize(items, dim=-1).T / self.temperature
+        if self.item_bias is not None:
+            scores = scores + self.item_bias
+        if self.support is not None:
+            scores = scores + self.support_weight * self.support_grid(user_idx)
+        return scores
+
+    def serving_vectors(self) -> tuple[Tensor, Tensor]:
+        """(``[U, d']`` users, ``[I, d']`` items) whose dot product is :meth:`score_matrix`
+        without the social-support term (serving adds ``support_weight x support`` itself):
+        cosine models are normalised and scaled, the item bias rides on an extra dimension."""
+        users, items = self.split(self.get_embedding())
+        if not self.cosine:
+            return users, items
+        users = F.normalize(users, dim=-1) / self.temperature
+        items = F.normalize(items, dim=-1)
+        if self.item_bias is not None:
+            users = torch.cat([users, torch.ones(len(users), 1, device=users.device)], dim=1)
+            items = torch.cat([items, self.item_bias[:, None]], dim=1)
+        return users, items
+
+    def get_embedding(self) -> Tensor:
+        """``[U + I, d]`` propagated embeddings (mean over layers 0..L)."""
+        x = self.embedding.weight
+        if self.num_layers == 0:
+            return x
+        out = x
+        for conv in self.convs:
+            x = conv(x, self.adjacency)
+            out = out + x
+        return out / (self.num_layers + 1)
+
+    def split(self, emb: Tensor) -> tuple[Tensor, Tensor]:
+        """``emb`` as (``[U, d]`` users, ``[I, d]`` items)."""
+        return emb[: self.num_users], emb[self.num_users:]
+
+    def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
+        """Scores ``[n]`` of the pairs ``(user_idx[k], item_idx[k])``."""
+        users, items = self.split(self.get_embedding())
+        u, i = users[user_idx], items[item_idx]
+        if not self.cosine:
+            return (u * i).sum(dim=-1)
+        scores = (F.normalize(u, dim=-1) * F.normalize(i, dim=-1)).sum(dim=-1) / self.temperature
+        if self.item_bias is not None:
+            scores = scores + self.item_bias[item_idx]
+        if self.support is not None:
+            scores = scores + self.support_weight * self.support_pairs(user_idx, item_idx)
+        return scores
+
+    def recommendation_loss(self, emb: Tensor, user_idx: Tensor, pos_idx: Tensor, neg_idx: Tensor,
+                            loss: str = "bpr", temperature: float = 0.2,
+                            weight_decay: float = 1e-4) -> Tensor:
+        """Ranking loss of one batch.
+
+        Args:
+            emb: ``[U + I, d]`` output of :meth:`get_embedding`.
+            user_idx, pos_idx: ``[B]`` users and their positive items.
+            neg_idx: ``[B]`` one negative per pair (``bpr``) or ``[N]`` negatives shared by the
+                batch (``softmax``).
+            loss: ``bpr`` (Rendle et al. 2009) or ``softmax`` (sampled softmax over the
+                positive and the shared negatives, with cosine scores over ``temperature``).
+            weight_decay: L2 on the layer-0 embeddings of the batch, per pair.
+
+        Returns:
+            scalar loss.
+        """
+        users, items = self.split(emb)
+        return self.pair_loss(users[user_idx], items[pos_idx], items[neg_idx], user_idx, pos_idx,
+                              neg_idx, loss, temperature, weight_decay)
+
+    def pair_loss(self, u: Tensor, p: Tensor, n: Tensor, user_idx: Tensor, pos_idx: Tensor,
+                  neg_idx: Tensor, loss: str = "bpr", temperature: float = 0.2,
+                  weight_decay: float = 1e-4) -> Tensor:
+        """:meth:`recommendation_loss` from the batch's propagated embeddings: users ``u`` and
+        positives ``p`` ``[B, d]``, negatives ``n`` ``[B or N, d]``, with their indices."""
+        if loss == "bpr":
+            main = -F.logsigmoid((u * p).sum(-1) - (u * n).sum(-1)).mean()
+        elif loss == "softmax":
+            u, p, n = F.normalize(u, dim=-1), F.normalize(p, dim=-1), F.normalize(n, dim=-1)
+            pos = self.pair_scores(u, p, user_idx, pos_idx, temperature)[:, None]
+            neg = u @ n.T / temperature
+            if self.item_bias is not None:
+                neg = neg + self.item_bias[neg_idx][None, :]
+            if self.support is not None:
+                neg = neg + self.support_weight * self.support_grid(user_idx, neg_idx)
+            logits = torch.cat([pos, neg], dim=1)
+            main = F.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long, device=u.device))
+        else:
+            raise ValueError(f"unknown loss {loss!r}; expected 'bpr' or 'softmax'")
+        reg = (self.embedding(user_idx).pow(2).sum() + self.embedding(self.num_users + pos_idx).pow(2).sum()
+               + self.embedding(self.num_users + neg_idx).pow(2).sum()) / (2 * len(user_idx))
+        return main + weight_decay * reg
+
+    def multinomial_loss(self, emb: Tensor, user_idx: Tensor, rows: Tensor, cols: Tensor,
+                         temperature: float = 0.15, weight_decay: float = 1e-4,
+                         sample: Tensor | None = None) -> Tensor:
+        """Full-softmax (multinomial) loss of a batch of users against the whole catalogue.
+
+        Each user's scores over every item (cosine over ``temperature``, plus the item bias and the
+        social-support term when the model has them) go through one softmax; the loss is minus the
+        mean log-probability of the batch's positives (each (user, item) pair weighs the same, so a
+        heavy user weighs more, as in a pair loss; weighing users equally lost 22 % recall@20 on a
+        Yelp validation carve, experiments/LOG.md). One propagation serves
+        the whole batch, and no negative is sampled. With ``sample``, a catalogue too large for one
+        ``[B, I]`` score block is stood in for by those items, shared by the batch: each positive's
+        log-probability is taken against itself and the sample (a sampled softmax, uniform
+        proposal, so no correction term).
+
+        Args:
+            emb: ``[U + I, d]`` output of :meth:`get_embedding`.
+            user_idx: ``[B]`` users.
+            rows, cols: ``[P]`` the positives: user ``user_idx[rows[p]]`` engaged with item ``cols[p]``.
+            temperature: softmax temperature.
+            weight_decay: L2 on the layer-0 embeddings of each positive pair's user and item, per pair.
+            sample: ``[S]`` item indices standing in for the catalogue (None: every item).
+        """
+        users, items = self.split(emb)
+        u = F.normalize(users[user_idx], dim=-1)                                                  # [B, d]
+        cand = items if sample is None else items[sample]
+        logits = u @ F.normalize(cand, dim=-1).T / temperature                                    # [B, S]
+        if self.item_bias is not None:
+            logits = logits + (self.item_bias if sample is None else self.item_bias[sample])
+        if self.support is not None:
+            logits = logits + self.support_weight * self.support_grid(user_idx, sample)
+        if sample is None:
+            picked = F.log_softmax(logits, dim=1)[rows, cols]                                     # [P]
+        else:
+            pos = self.pair_scores(u[rows], items[cols], user_idx[rows], cols, temperature)   # [P]
+            picked = pos - torch.logaddexp(pos, torch.logsumexp(logits, dim=1)[rows])
+        main = -picked.mean()
+        reg = (self.embedding(user_idx[rows]).pow(2).sum() + self.embedding(self.num_users + cols).pow(2).sum()) / (2 * len(rows))
+        return main + weight_decay * reg
+
+    def pair_scores(self, u: Tensor, i: Tensor, user_idx: Tensor, item_idx: Tensor, temperature: float) -> Tensor:
+        """``[P]`` cosine scores of normalised users ``u [P, d]`` with items ``i [P, d]``, plus the
+        item bias and social support: the positive side of the softmax and sampled multinomial
+        losses (the same terms as :meth:`score_matrix`)."""
+        scores = (u * F.normalize(i, dim=-1)).sum(-1) / temperature
+        if self.item_bias is not None:
+            scores = scores + self.item_bias[item_idx]
+        if self.support is not None:
+            scores = scores + self.support_weight * self.support_pairs(user_idx, item_idx)
+        return scores
+
+    @torch.no_grad()
+    def recommend(self, user_idx: Tensor, k: int, exclude: list[Tensor] | None = None) -> Tensor:
+        """Top-``k`` item indices ``[n, k]`` for ``user_idx`` ``[n]``, leaving out ``exclude[j]``
+        (item indices already consumed by user ``j``)."""
+        scores = self.score_matrix(self.get_embedding(), user_idx)
+        if exclude is not None:
+            for row, seen in enumerate(exclude):
+                scores[row, seen] = -torch.inf
+        return torch.topk(scores, min(k, self.num_items), dim=1).indices

@@ -1,0 +1,346 @@
+"""Training with early stopping on validation, then one evaluation on the test split.
+
+The validation split is the dataset's own or is carved from train (never from test); the result
+is the best-validation checkpoint, not a refit. Ctrl-C and ``time_budget`` stop training cleanly:
+the best checkpoint so far is evaluated and reported.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from guanxi.features.circles import CircleConfig, build_circles
+from guanxi.features.graph import interaction_pairs
+from guanxi.features.ids import IdMap
+from guanxi.features.schema import Dataset
+from guanxi.features.split import carve_validation
+from guanxi.features.ties import TieStrengthReport, estimate_tie_strength
+from guanxi.training.adjacency import (
+    build_adjacency, circle_scores, interaction_weights, owner_edges, popularity_scores, social_edges,
+    support_matrix,
+)
+from guanxi.training import distributed
+from guanxi.training.config import ITEM_MODELS, TrainConfig
+from guanxi.training.evaluate import RankingTask, ScoreFn, evaluate_ranking
+from guanxi.training.model import GraphRecommender
+from guanxi.training.sampled import SampledTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """A dataset turned into indices, graphs and evaluation tasks for one config."""
+
+    dataset: Dataset
+    idmap: IdMap
+    pair_user: np.ndarray
+    pair_item: np.ndarray
+    train_csr: sp.csr_matrix
+    social_csr: sp.csr_matrix
+    adjacency: torch.Tensor | None
+    valid_task: RankingTask
+    test_task: RankingTask
+    item_kind: np.ndarray
+    popularity: torch.Tensor
+    strengths: pd.DataFrame | None
+    circles: pd.DataFrame | None
+    support: sp.csr_matrix | None
+    tie_report: TieStrengthReport | None
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    model: GraphRecommender | None
+    prepared: Prepared
+    metrics: dict
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    epochs: int = 0
+    train_seconds: float = 0.0
+    stopped: str = "converged"
+
+    @property
+    def seconds_to_best(self) -> float:
+        """Training seconds until the best validation checkpoint was reached."""
+        for row in self.history:
+            if row["epoch"] == self.best_epoch:
+                return float(row["seconds"])
+        return 0.0
+
+
+def _task(idmap: IdMap, events: pd.DataFrame, exclude: sp.csr_matrix, train_count: np.ndarray,
+          item_kind: np.ndarray) -> RankingTask:
+    u, i = interaction_pairs(events, idmap)
+    return RankingTask(idmap.num_items, exclude, train_count, u, i, item_kind)
+
+
+def _csr(u: np.ndarray, i: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    m = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=shape)
+    m.data[:] = 1.0
+    return m
+
+
+def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
+    """Carve validation, estimate tie strength and circles on training events, build graphs."""
+    start = time.perf_counter()
+    ds = carve_validation(dataset, config.valid_fraction, config.seed, config.valid_max_per_user)
+    idmap = IdMap.from_dataset(ds)
+    kinds = ds.items.set_index(ds.items["item_id"].astype(str))["kind"]
+    item_kind = kinds.reindex(idmap.item_ids.astype(str)).to_numpy().astype(str)
+    pu, pi = interaction_pairs(ds.train, idmap)
+    shape = (idmap.num_users, idmap.num_items)
+    train_csr = _csr(pu, pi, shape)
+    vu, vi = interaction_pairs(ds.valid, idmap)
+    known_csr = _csr(np.concatenate([pu, vu]), np.concatenate([pi, vi]), shape)
+    train_count = np.diff(train_csr.indptr)
+    known_count = np.diff(known_csr.indptr)
+
+    strengths = circles = report = None
+    if config.model in ("guanxi",) and len(ds.ties):
+        strengths, report = estimate_tie_strength(ds)
+        circles = build_circles(strengths, CircleConfig(config.inner_min_strength, config.inner_max_size))
+    social = social_edges(config, idmap, ds.ties, circles)
+    if config.model == "guanxi" and not config.use_social:
+        fallback_social = social_edges(TrainConfig(model="lightgcn-s"), idmap, ds.ties, None)
+    else:
+        fallback_social = social
+    social_csr = sp.csr_matrix((fallback_social[2], (fallback_social[0], fallback_social[1])),
+                               shape=(idmap.num_users, idmap.num_users))
+    weights = interaction_weights(config, ds.train, idmap, pu, pi)
+    adjacency = build_adjacency(config, idmap, pu, pi, weights, social, owner_edges(config, ds.items, idmap))
+    return Prepared(
+        ds, idmap, pu, pi, train_csr, social_csr, adjacency,
+        valid_task=_task(idmap, ds.valid, train_csr, train_count, item_kind),
+        test_task=_task(idmap, ds.test, known_csr, known_count, item_kind),
+        item_kind=item_kind, popularity=popularity_scores(train_csr), strengths=strengths,
+        circles=circles,
+        support=support_matrix(config, idmap, ds.ties, circles, train_csr,
+                               report.label if report is not None else None),
+        tie_report=report, seconds=time.perf_counter() - start)
+
+
+def _descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
+    """One optimiser step on ``loss`` (skipped when it is not finite); returns its value."""
+    value = loss.item()
+    if math.isfinite(value):
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return value
+
+
+def _user_batch(train: sp.csr_matrix, users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A multinomial step's ``users [B]`` and their positives as ``rows [P]`` (into ``users``) and
+    ``cols [P]`` (items)."""
+    sub = train[users]
+    rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
+    return (torch.from_numpy(users.astype(np.int64)), torch.from_numpy(rows),
+            torch.from_numpy(sub.indices.astype(np.int64)))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (an error when no CUDA device is visible) or ``auto`` (CUDA when visible)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA device; use --set device=cpu")
+    return torch.device(name)
+
+
+def make_scorers(model: GraphRecommender | None, prep: Prepared, social: bool
+                 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+    """(score, fallback) functions ``[n] -> [n, num_items]`` for evaluation and serving."""
+    pop = prep.popularity
+    if model is None:
+        score = lambda u: pop[None, :].expand(len(u), -1)
+    else:
+        model.eval()
+        with torch.no_grad():
+            emb = model.get_embedding()
+        device = emb.device
+        score = lambda u: model.score_matrix(emb, u.to(device)).cpu()
+    has_contacts = np.diff(prep.social_csr.indptr) > 0
+
+    def fallback(u: torch.Tensor) -> torch.Tensor:
+        out = pop[None, :].expand(len(u), -1).clone()
+        if social:
+            sel = torch.from_numpy(has_contacts[u.numpy()])
+            if sel.any():
+                out[sel] = circle_scores(prep.social_csr, prep.train_csr, pop, u[sel])
+        return out
+
+    return score, fallback
+
+
+def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
+          on_epoch: Callable[[dict], None] | None = None,
+          warm_start: Callable[[torch.nn.Module, IdMap], int] | None = None,
+          monitor: Callable[[ScoreFn, ScoreFn, Prepared], dict] | None = None) -> TrainResult:
+    """Train ``config.model`` on ``dataset`` and evaluate the best-validation checkpoint on test.
+
+    ``warm_start(model, idmap)``, when given, initialises the fresh model (e.g. from the champion's
+    weights where ids persist) before the first step and returns how many rows it copied.
+    ``monitor(score, fallback, prepared)``, when given, runs after every validation with the
+    epoch's scorers; the numbers it returns join that epoch's history row. It watches, it never
+    selects: the checkpoint is still chosen on validation recall alone (the LastFM probe uses it
+    to trace its derived test, a split cut from training data, epoch by epoch).
+    """
+    torch.manual_seed(config.seed)
+    prep = prepare(dataset, config)
+    social = config.model in ("lightgcn-s",) or (config.model == "guanxi" and len(prep.social_csr.data) > 0)
+    if config.model == "popular":
+        score, fallback = make_scorers(None, prep, social=False)
+        valid = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
+        metrics = evaluate_ranking(score, prep.test_task, fallback)
+        metrics["valid"] = valid
+        return TrainResult(None, prep, metrics, epochs=0)
+    if config.model in ITEM_MODELS:
+        return _train_item_model(prep, config, progress)
+
+    layers = 0 if config.model == "bpr" else config.layers
+    device = resolve_device(config.device)
+    adjacency = prep.adjacency.to(device) if prep.adjacency is not None else None
+    sampled = bool(config.fanout_list) and layers > 0
+    if sampled and device.type != "cpu":
+        raise ValueError("fanouts (sampled sub-graph steps) run on the CPU; use device: cpu or drop fanouts")
+    model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, config.dim, layers,
+                             adjacency, cosine=config.resolved_loss in ("softmax", "multinomial"),
+                             temperature=config.temperature, item_bias=config.item_bias,
+                             support=prep.support)
+    if warm_start is not None:
+        copied = warm_start(model, prep.idmap)
+        logger.info("warm start: %d of %d embedding rows copied", copied, model.embedding.num_embeddings)
+    model = model.to(device)
+    ctx = distributed.init_from_env(device)
+    step_loss = distributed.wrap(distributed.BatchLoss(model, config.resolved_loss, config.temperature,
+                                                       config.weight_decay), ctx, device)
+    # Several processes each take 1/world of the pairs per step: the same global batch.
+    batch_size = max(1, config.batch_size // ctx.world_size)
+    if sampled and ctx.active:
+        raise ValueError("fanouts (sampled sub-graph steps) run in one process; drop torchrun or fanouts")
+    trainer = SampledTrainer(model, config.fanout_list, config.lr, config.temperature, config.weight_decay,
+                             config.seed, config.resolved_loss) if sampled else None
+    optimizer = None if sampled else torch.optim.Adam(model.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)              # same permutation on every rank
+    neg_gen = torch.Generator().manual_seed(config.seed + 7919 * ctx.rank) if ctx.active else gen
+    users_t = torch.from_numpy(prep.pair_user)
+    items_t = torch.from_numpy(prep.pair_item)
+    n_pairs = len(users_t)
+    multinomial = config.resolved_loss == "multinomial"
+    if multinomial:      # a step is a batch of users (those with training items), not of pairs
+        active = np.flatnonzero(np.diff(prep.train_csr.indptr) > 0)
+        n_pairs = len(active)
+        batch_size = max(1, config.users_per_step(len(active)) // ctx.world_size)
+        n_sample = config.items_per_step(batch_size, prep.idmap.num_items)
+        if n_sample < prep.idmap.num_items:
+            logger.info("multinomial: %d users a step score a shared sample of %d of %d items",
+                        batch_size, n_sample, prep.idmap.num_items)
+    best_state, best_recall, best_epoch, bad = None, -1.0, 0, 0
+    history: list[dict] = []
+    stopped = "max_epochs"
+    start = time.perf_counter()
+    bar = tqdm(range(1, config.max_epochs + 1), disable=not progress, desc=f"train {config.model}")
+    epoch = 0
+    try:
+        for epoch in bar:
+            model.train()
+            perm = distributed.shard(torch.randperm(n_pairs, generator=gen), ctx)
+            total, steps = 0.0, 0
+            for s in range(0, len(perm), batch_size):
+                idx = perm[s:s + batch_size]
+                if multinomial:
+                    users, rows, cols = _user_batch(prep.train_csr, active[idx.numpy()])
+                    sample = None if n_sample == prep.idmap.num_items else torch.randperm(
+                        prep.idmap.num_items, generator=neg_gen)[:n_sample].to(device)
+                    value = _descend(step_loss(users.to(device), rows.to(device), cols.to(device), sample),
+                                     optimizer)
+                else:
+                    n_neg = len(idx) if config.resolved_loss == "bpr" else config.negatives
+                    neg = torch.randint(0, prep.idmap.num_items, (n_neg,), generator=neg_gen)
+                    if trainer is not None:
+                        value = trainer.step(users_t[idx], items_t[idx], neg).loss
+                    else:
+                        value = _descend(step_loss(users_t[idx].to(device), items_t[idx].to(device),
+                                                   neg.to(device)), optimizer)
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"non-finite loss {value} at epoch {epoch}, step {steps}")
+                total += value
+                steps += 1
+                if config.time_budget and distributed.any_rank(
+                        time.perf_counter() - start > config.time_budget, ctx):
+                    break
+            row = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": time.perf_counter() - start}
+            if epoch % config.eval_every == 0 or epoch == config.max_epochs:
+                score, fallback = make_scorers(model, prep, social)
+                v = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
+                row.update({f"valid_{k}": v[k] for k in ("recall_at_20", "ndcg_at_20")})
+                if monitor is not None:
+                    row.update(monitor(score, fallback, prep))
+                if v["recall_at_20"] > best_recall:
+                    best_recall, best_epoch, bad = v["recall_at_20"], epoch, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    bad += 1
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", valid_recall_20=f"{best_recall:.4f}")
+            if bad >= config.patience:
+                stopped = "early_stopping"
+                break
+            if config.time_budget and distributed.any_rank(time.perf_counter() - start > config.time_budget, ctx):
+                stopped = "time_budget"
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        logger.warning("interrupted at epoch %d; evaluating the best checkpoint so far", epoch)
+    train_seconds = time.perf_counter() - start
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if device.type != "cpu":  # the result (and what is saved from it) lives on the CPU
+        model.adjacency = prep.adjacency
+        model = model.cpu()
+    score, fallback = make_scorers(model, prep, social)
+    valid = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
+    metrics = evaluate_ranking(score, prep.test_task, fallback, progress=progress)
+    metrics["valid"] = valid
+    return TrainResult(model, prep, metrics, history, best_epoch, epoch, train_seconds, stopped)
+
+
+def _train_item_model(prep: Prepared, config: TrainConfig, progress: bool) -> TrainResult:
+    """An item-item baseline (:mod:`guanxi.training.item_models`): its regulariser chosen on validation,
+    then one evaluation on test; cold-start users get the popularity fallback."""
+    from guanxi.training.item_models import fit_item_model
+
+    _, fallback = make_scorers(None, prep, social=False)
+    start = time.perf_counter()
+    history: list[dict] = []
+
+    def validate(model) -> float:
+        recall = evaluate_ranking(model.scores, prep.valid_task, fallback, breakdowns=False)["recall_at_20"]
+        history.append({"epoch": len(history) + 1, "loss": 0.0, "seconds": time.perf_counter() - start,
+                        "valid_recall_at_20": recall})
+        return recall
+
+    say = (lambda text: tqdm.write(text)) if progress else logger.info
+    model, grid = fit_item_model(config.model, prep.train_csr, prep.popularity.numpy(), validate,
+                                 config.ease_max_items, say)
+    train_seconds = time.perf_counter() - start
+    best_epoch = 1 + max(range(len(grid)), key=lambda i: grid[i]["valid_recall_at_20"])
+    valid = evaluate_ranking(model.scores, prep.valid_task, fallback, breakdowns=False)
+    metrics = evaluate_ranking(model.scores, prep.test_task, fallback, progress=progress)
+    metrics["valid"] = valid
+    metrics["chosen_param"] = model.param
+    return TrainResult(None, prep, metrics, history, best_epoch, len(grid), train_seconds, "grid")
