@@ -32,3 +32,24 @@ def tiny_world_dir(tiny_world: World, tmp_path_factory: pytest.TempPathFactory) 
     out = tmp_path_factory.mktemp("world") / "w"
     write_world(tiny_world, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throw-away PostgreSQL cluster for the session (skips where no PostgreSQL binary exists)."""
+    from tests.postgres import PostgresCluster, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): set GUANXI_PG_BIN or install postgresql")
+    cluster = PostgresCluster(bin_dir)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def events_target(request, tmp_path) -> str:
+    """A fresh, empty event log of each kind: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "events.db")
+    return request.getfixturevalue("pg_cluster").new_database()

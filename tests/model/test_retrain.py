@@ -296,3 +296,27 @@ def test_forget_reaches_every_version_and_cache(ops, tmp_path, capsys, monkeypat
     assert "left out 1 users who asked to be forgotten" in capsys.readouterr().out
     latest = max(_versions(ops["uri"]), key=int)
     assert gone not in set(_bundle(ops["uri"], latest, tmp_path / "v3").idmap.user_ids.astype(str))
+
+
+def test_retrain_reads_feedback_and_holds_its_lock_in_postgresql(ops, pg_cluster, capsys):
+    from guanxi.app.retrain_lock import retrain_lock_for
+    from guanxi.serving.event_stores import open_event_store
+
+    url = pg_cluster.new_database()
+    store = open_event_store(url)
+    events = _future_events(ops["world"], 0.0, 0.5)
+    store.append(events)
+    with retrain_lock_for(url):                             # another scheduler, on another machine
+        with pytest.raises(RetrainBusy, match="advisory lock"):
+            retrain(url, ops["uri"], progress=False)
+    lenient = RetrainConfig(margin=-1.0, max_group_drop=1.0, time_budget=60)
+    result = retrain(url, ops["uri"], config=lenient, overrides=["max_epochs=3"], progress=False)
+    assert result["decision"] == "promoted" and result["new_events"] == len(events)
+    capsys.readouterr()
+    assert main(["status", "--events-db", url, "--tracking-uri", ops["uri"], "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["data_watermark_seq"] == store.max_seq() and status["events_pending"] == 0
+    user = events[0]["user_id"]
+    assert main(["forget", user, "--events-db", url, "--tracking-uri", ops["uri"]]) == 0
+    assert open_event_store(url).forget_list().contains(user)
+    assert (store.events_since(0)["user_id"] == user).sum() == 0

@@ -146,12 +146,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--register: {config.model} is a comparison baseline (item-item scores, no embeddings); "
                          "it cannot be served, so it is not registered")
     dataset = load_dataset(args.data)
-    events_db = Path(getattr(args, "events_db", None) or os.environ.get("GUANXI_EVENTS_DB") or "events.db")
-    if events_db.is_file():               # whoever asked to be forgotten stays out of every model
-        from guanxi.features.datasets import without_users
-        from guanxi.serving.events import SQLiteEventStore
+    from guanxi.serving.event_stores import open_event_store, parse_event_log
 
-        dataset, gone = without_users(dataset, SQLiteEventStore(events_db).forget_list().mask)
+    events_db = parse_event_log(getattr(args, "events_db", None) or os.environ.get("GUANXI_EVENTS_DB") or "events.db")
+    if events_db.exists():                # whoever asked to be forgotten stays out of every model
+        from guanxi.features.datasets import without_users
+
+        store = open_event_store(events_db.resolved())
+        dataset, gone = without_users(dataset, store.forget_list().mask)
+        store.close()
         if gone:
             print(f"left out {gone} users who asked to be forgotten (the forget list in {events_db})")
     print(f"training {config.model} on {dataset.name}: {len(dataset.users)} users, "

@@ -61,12 +61,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import mlflow
 
-    from guanxi.serving.events import SQLiteEventStore
     from guanxi.registry import MODEL_NAME, alias_version, champion_history, use_tracking
+    from guanxi.serving.event_stores import open_event_store, parse_event_log
 
     uri = use_tracking(args.tracking_uri)
     client = mlflow.MlflowClient()
-    out: dict = {"tracking_uri": uri, "events_db": str(args.events_db)}
+    events_db = parse_event_log(args.events_db)
+    out: dict = {"tracking_uri": uri, "events_db": str(events_db)}
     for alias in ("champion", "candidate"):
         version = alias_version(alias)
         entry: dict = {"version": version}
@@ -86,10 +87,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         pass
     out["data_watermark_seq"] = watermark
     out["holding_forgotten"] = {"versions": [], "cached": []}
-    if Path(args.events_db).is_file():
+    if events_db.exists():
         from guanxi.app.erasure import cached_bundles_holding, versions_holding
 
-        store = SQLiteEventStore(args.events_db)
+        store = open_event_store(args.events_db)
         pending = store.events_since(watermark)
         forget = store.forget_list()
         out["events_pending"] = int((~forget.mask(pending["user_id"].astype(str))).sum())
@@ -106,7 +107,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         e = out[alias]
         print(f"{alias:<10} " + (f"v{e['version']}  " + "  ".join(f"{k} {v}" for k, v in e.items() if k != "version")
                                  if e["version"] else "none"))
-    print(f"watermark  event seq {watermark}; {out['events_pending']} events pending in {args.events_db}")
+    print(f"watermark  event seq {watermark}; {out['events_pending']} events pending in {events_db}")
     print(f"history    {' -> '.join(out['champion_history']) or 'none'}")
     held = out["holding_forgotten"]
     if held["versions"] or held["cached"]:
@@ -127,15 +128,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from guanxi.serving.events import SQLiteEventStore
-    from guanxi.app.retrain_lock import RetrainBusy, RetrainLock
+    from guanxi.app.retrain_lock import RetrainBusy, retrain_lock_for
+    from guanxi.serving.event_stores import open_event_store
 
     if not args.user_id and not args.purge_versions:
         raise ValueError("give a USER_ID to forget, --purge-versions, or both")
-    store = SQLiteEventStore(args.events_db, create=False)
+    store = open_event_store(args.events_db, create=False)
     # The retrain lock: a retrain reading the log now would train on the user after all.
     try:
-        with RetrainLock(Path(str(args.events_db) + ".retrain.lock")):
+        with retrain_lock_for(args.events_db):
             _forget_locked(args, store)
     except RetrainBusy as exc:
         print(f"guanxi forget: {exc}; try again when it has finished", file=sys.stderr)
@@ -163,7 +164,8 @@ def _forget_locked(args: argparse.Namespace, store) -> None:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     events_db = os.environ.get("GUANXI_EVENTS_DB") or "events.db"
     p = sub.add_parser("retrain", help="train on new feedback, judge against @champion, promote if it wins")
-    p.add_argument("--events-db", default=events_db, help="the service's event log (default $GUANXI_EVENTS_DB or events.db)")
+    p.add_argument("--events-db", default=events_db, help="the service's event log: a SQLite file or a postgresql:// URL "
+                   "(default $GUANXI_EVENTS_DB or events.db)")
     p.add_argument("--items", help="catalogue update (items.tsv format) classifying items first seen in feedback")
     p.add_argument("--policy", help="the policy file the service runs (default $GUANXI_POLICY or the packaged one)")
     p.add_argument("--data", help="base data (default: what the champion was trained on)")

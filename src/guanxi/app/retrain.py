@@ -34,7 +34,7 @@ import torch
 from pydantic import model_validator
 
 from guanxi.features.json_file import write_json
-from guanxi.serving.events import SQLiteEventStore
+from guanxi.serving.event_stores import open_event_store
 from guanxi.app.retrain_data import build_retrain_dataset, drift_report, plot_drift, replay_policy
 from guanxi.yaml_config import FrozenConfig, load_yaml_config
 
@@ -157,14 +157,14 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
     from guanxi.training.config import load_config
     from guanxi.app.holdout import evaluate_served
     from guanxi.registry import MODEL_NAME, alias_version, download_bundle, promote, use_tracking
-    from guanxi.app.retrain_lock import RetrainLock
+    from guanxi.app.retrain_lock import retrain_lock_for
     from guanxi.training.tracking import log_training, write_bundle
     from guanxi.training.train import train
 
     uri = use_tracking(tracking_uri)
-    store = SQLiteEventStore(events_db, create=False)
+    store = open_event_store(events_db, create=False)
     deployed = load_policy(policy or os.environ.get("GUANXI_POLICY") or None)
-    with RetrainLock(Path(str(events_db) + ".retrain.lock")), \
+    with retrain_lock_for(events_db), \
             tempfile.TemporaryDirectory(prefix="guanxi-retrain-") as tmp:
         client = mlflow.MlflowClient()
         champion_v = alias_version("champion")

@@ -1,5 +1,6 @@
-"""One retrain at a time: an exclusive ``flock`` on a lock file (released by the kernel when the
-holder exits, SIGKILL included, so a killed retrain never leaves a stale lock)."""
+"""One retrain at a time: an exclusive ``flock`` on a lock file beside a SQLite event log, or a
+PostgreSQL advisory lock beside a shared one. Both are released when the holder exits, SIGKILL
+included, so a killed retrain never leaves a stale lock."""
 from __future__ import annotations
 
 import fcntl
@@ -42,3 +43,51 @@ class RetrainLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+class PostgresRetrainLock:
+    """The same lock held in PostgreSQL (a session advisory lock on the event log's database), so
+    that two schedulers on different machines cannot overlap; the server releases it when the
+    holder's connection ends, a killed holder included.
+
+    Raises:
+        RetrainBusy: on enter, when another session holds it (the message names its pid and host).
+    """
+
+    KEY = 7_261_003
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn = None
+
+    def __enter__(self) -> "PostgresRetrainLock":
+        import psycopg
+
+        conn = psycopg.connect(self.url, autocommit=True, application_name="guanxi-retrain")
+        (got,) = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.KEY,)).fetchone()
+        if not got:
+            holder = conn.execute(
+                "SELECT a.pid, COALESCE(host(a.client_addr), 'local') FROM pg_locks AS l "
+                "JOIN pg_stat_activity AS a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                "AND l.objid = %s AND l.granted LIMIT 1", (self.KEY,)).fetchone()
+            conn.close()
+            who = f"backend pid {holder[0]} from {holder[1]}" if holder else "another session"
+            raise RetrainBusy(f"another retrain is running ({who}, advisory lock {self.KEY} in the event log's database)")
+        self._conn = conn
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._conn is not None:
+            self._conn.close()            # ends the session, which releases the lock
+            self._conn = None
+
+
+def retrain_lock_for(events_db: str | Path) -> "RetrainLock | PostgresRetrainLock":
+    """The retrain lock that goes with an event log: a lock file beside a SQLite log, an advisory
+    lock in a PostgreSQL log's database."""
+    from guanxi.serving.event_stores import parse_event_log
+
+    target = parse_event_log(events_db)
+    if target.kind == "postgresql":
+        return PostgresRetrainLock(target.url or "")
+    return RetrainLock(Path(str(target.path) + ".retrain.lock"))

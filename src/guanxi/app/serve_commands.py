@@ -47,7 +47,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--model-uri", help="default models:/guanxi@champion ($GUANXI_MODEL_URI)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
-    p.add_argument("--events-db", help="SQLite event log (default events.db, $GUANXI_EVENTS_DB)")
+    p.add_argument("--events-db", help="event log: a SQLite file or a postgresql:// URL (default events.db, "
+                   "$GUANXI_EVENTS_DB)")
     p.add_argument("--policy", help="policy YAML overriding src/guanxi/serving/policy.yaml ($GUANXI_POLICY)")
     p.add_argument("--workers", type=int, help="worker processes (default 1, $GUANXI_WORKERS)")
     p.add_argument("--poll-seconds", type=float,

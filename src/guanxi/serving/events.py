@@ -1,7 +1,8 @@
 """The event log behind ``/feedback``, ``/settings`` and the impression log (frequency caps).
 
 One small interface (:class:`EventStore`); the default is SQLite in WAL mode
-(:class:`SQLiteEventStore`). Feedback batches are committed with ``synchronous=FULL`` before the
+(:class:`SQLiteEventStore`), the shared one PostgreSQL (:mod:`guanxi.serving.events_postgres`);
+:mod:`guanxi.serving.event_stores` opens whichever a setting names. Feedback batches are committed with ``synchronous=FULL`` before the
 service acknowledges them, in one transaction (a batch is stored whole or not at all). ``event_id``
 is unique per user: a retried batch is stored once, and the answer counts the duplicates. Every row
 carries a monotonically increasing ``seq`` (its arrival order) that retraining uses as its
@@ -110,8 +111,8 @@ class EventStore(Protocol):
     def drop_forgotten_impressions(self, forget: ForgetList, since_ts: int) -> int: ...
     def forget_list(self) -> ForgetList: ...
     def forgotten_count(self) -> int: ...
-    def drop_forgotten_impressions(self, forget: ForgetList, since_ts: int) -> int: ...
     def max_seq(self) -> int: ...
+    def close(self) -> None: ...
 
 
 class SQLiteEventStore:
@@ -198,8 +199,10 @@ class SQLiteEventStore:
                  int(e["ts"]) if e.get("ts") is not None else now, e.get("value"), now) for e in events]
         with self._transaction("FULL") as conn:
             before = conn.total_changes
-            conn.executemany("INSERT OR IGNORE INTO events (event_id, user_id, item_id, type, ts, value, "
-                             "received_ts) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            # ON CONFLICT, not OR IGNORE: only a repeated event_id is skipped; a row that breaks
+            # another constraint fails the whole batch instead of vanishing from it.
+            conn.executemany("INSERT INTO events (event_id, user_id, item_id, type, ts, value, received_ts) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, event_id) DO NOTHING", rows)
             stored = conn.total_changes - before
         return Appended(len(rows), len(rows) - stored)
 

@@ -44,8 +44,14 @@ def server_env(model_uri: str | None = None, tracking_uri: str | None = None, ev
     for key, value in (("GUANXI_MODEL_URI", model_uri), ("MLFLOW_TRACKING_URI", tracking_uri),
                        ("GUANXI_EVENTS_DB", events_db), ("GUANXI_POLICY", policy),
                        ("GUANXI_WORKERS", workers), ("GUANXI_POLL_SECONDS", poll_seconds)):
-        if value is not None:
-            env[key] = str(Path(value).resolve()) if key in ("GUANXI_EVENTS_DB", "GUANXI_POLICY") else str(value)
+        if value is None:
+            continue
+        if key == "GUANXI_EVENTS_DB":
+            from guanxi.serving.event_stores import parse_event_log
+
+            env[key] = parse_event_log(str(value)).resolved()    # a path made absolute, a URL kept
+        else:
+            env[key] = str(Path(value).resolve()) if key == "GUANXI_POLICY" else str(value)
     return env
 
 
@@ -69,6 +75,24 @@ def check_model(env: dict[str, str]) -> str:
         raise ValueError(f"{exc}. Train with `guanxi train --register` and `guanxi promote VERSION` first, "
                          "or set --model-uri") from exc
     return f"{uri} (version {version})"
+
+
+def check_events(env: dict[str, str]) -> str:
+    """Open (and if new, create) the event log the server would use, so that a value it cannot use
+    fails here, naming it, instead of in a worker. Returns the log as it may be printed.
+
+    Raises:
+        ValueError: an unsupported or unreachable log.
+    """
+    from guanxi.serving.event_stores import open_event_store, parse_event_log
+
+    value = env.get("GUANXI_EVENTS_DB") or "events.db"
+    try:
+        store = open_event_store(value)
+    except ValueError as exc:
+        raise ValueError(f"GUANXI_EVENTS_DB: {exc}") from None
+    store.close()
+    return str(parse_event_log(value))
 
 
 def start_server(host: str, port: int, env: dict[str, str], log: Path | None = None,
@@ -184,8 +208,9 @@ def serve_foreground(host: str, port: int, env: dict[str, str], user_id: str = "
     """Run the server until Ctrl-C or SIGTERM (what systemd, Docker and Kubernetes send): either
     stops the server, which drains in-flight requests, and every worker it started. Prints a
     working curl line once it is ready."""
+    events = check_events(env)
     print(f"serving {check_model(env)} on http://{host}:{port} (events: "
-          f"{env.get('GUANXI_EVENTS_DB', 'events.db')}, workers: {env.get('GUANXI_WORKERS', '1')})", flush=True)
+          f"{events}, workers: {env.get('GUANXI_WORKERS', '1')})", flush=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     proc = start_server(host, port, env)
     try:

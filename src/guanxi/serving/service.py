@@ -56,7 +56,7 @@ class Guanxi:
     def __init__(self) -> None:
         from guanxi.serving.api import RecommendationAPI
         from guanxi.serving.champion import ChampionHolder
-        from guanxi.serving.events import SQLiteEventStore
+        from guanxi.serving.event_stores import open_event_store
         from guanxi.serving.policy import load_policy
         from guanxi.serving.settings import ServeSettings
         from guanxi.registry import use_tracking
@@ -67,7 +67,7 @@ class Guanxi:
         self.api = RecommendationAPI(ChampionHolder(self.settings.model_uri, self.settings.poll_seconds,
                                                     cache_dir=self.settings.model_cache,
                                                     tracking_uri=tracking, ann=ann),
-                                     SQLiteEventStore(self.settings.events_db, self.settings.events_busy_ms),
+                                     open_event_store(self.settings.events_db, self.settings.events_busy_ms),
                                      load_policy(self.settings.policy), poll_seconds=self.settings.poll_seconds)
         # Everything loaded so far lives as long as the worker: keep the GC from rescanning it, and
         # make full collections rare (GC pauses drove the latency tail; src/guanxi/serving/gc_settings.py).

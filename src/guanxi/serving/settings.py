@@ -19,7 +19,8 @@ class ServeSettings(BaseSettings):
     """The service's settings. Args (environment variable, default):
         model_uri: ``GUANXI_MODEL_URI``, ``models:/guanxi@champion``.
         tracking_uri: ``MLFLOW_TRACKING_URI``, ``sqlite:///mlflow.db`` in the working directory.
-        events_db: ``GUANXI_EVENTS_DB``, ``events.db`` in the working directory.
+        events_db: ``GUANXI_EVENTS_DB``, ``events.db`` in the working directory: a SQLite file or a
+            ``postgresql://`` URL (:mod:`guanxi.serving.event_stores`).
         policy: ``GUANXI_POLICY``, none (the packaged ``src/guanxi/serving/policy.yaml``).
         poll_seconds: ``GUANXI_POLL_SECONDS``, 10 (0: never poll the alias).
         admin_token: ``GUANXI_ADMIN_TOKEN``; unset: ``/admin/reload`` answers 403.
@@ -61,6 +62,14 @@ class ServeSettings(BaseSettings):
     table_depth: int = 600
     model_cache: str | None = None
     gc_thresholds: Annotated[tuple[int, int, int], NoDecode] = DEFAULT_THRESHOLDS
+
+    @field_validator("events_db")
+    @classmethod
+    def _events_db(cls, raw: str) -> str:
+        from guanxi.serving.event_stores import parse_event_log
+
+        parse_event_log(raw)          # an unusable value fails here, before a worker opens anything
+        return raw
 
     @field_validator("gc_thresholds", mode="before")
     @classmethod
