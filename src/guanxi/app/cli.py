@@ -268,9 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from guanxi.app.serve_commands import add_parsers as add_serving
     from guanxi.app.ops import add_parsers as add_ops
+    from guanxi.app.bento_build import add_parsers as add_build
 
     add_serving(sub)
     add_ops(sub)
+    add_build(sub)
     return parser
 
 

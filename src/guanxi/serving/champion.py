@@ -2,7 +2,8 @@
 
 ``models:/guanxi@champion`` (the default) is resolved to a version first and that exact version is
 loaded, so a promotion between the two steps cannot mix versions. A URI that is a local bundle
-directory is served as is (tests, benchmarks). A new version is loaded completely beside the old
+directory is served as is (tests, benchmarks). ``bentoml:guanxi:TAG`` is a version imported into the
+BentoML model store by ``guanxi build`` (what a built Bento serves, with no registry). A new version is loaded completely beside the old
 one and swapped in with one reference assignment; a version that fails to load (corrupt,
 incompatible) is refused and the old one keeps serving, with the reason kept in ``last_error``.
 """
@@ -25,6 +26,8 @@ from guanxi.bundle import load_bundle
 
 logger = logging.getLogger(__name__)
 
+BENTO_SCHEME = "bentoml:"
+BENTO_MODEL_NAME = "guanxi"          # the name `guanxi build` imports versions under
 _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 
@@ -51,6 +54,14 @@ def resolve_version(uri: str, tracking_uri: str | None = None) -> str:
     Raises:
         ValueError: an alias or version that does not exist.
     """
+    if uri.startswith(BENTO_SCHEME):
+        import bentoml
+
+        try:
+            model = bentoml.models.get(uri[len(BENTO_SCHEME):])
+        except Exception as exc:  # noqa: BLE001 - not found, bad tag
+            raise ValueError(f"{uri}: not in the BentoML model store ({exc})") from exc
+        return str(model.info.labels.get("registered_version", model.tag.version))
     import mlflow
 
     m = _ALIAS.match(uri)
@@ -118,6 +129,8 @@ def load_served(uri: str, version: str | None = None, cache_dir: str | Path | No
     Raises:
         ValueError: the model cannot be fetched or is not a readable recommendation bundle.
     """
+    if uri.startswith(BENTO_SCHEME):
+        return _load_bento_model(uri, ann)
     local = Path(uri)
     if local.is_dir():
         try:
@@ -134,6 +147,24 @@ def load_served(uri: str, version: str | None = None, cache_dir: str | Path | No
     except Exception as exc:  # noqa: BLE001 - any failure means "refuse this version"
         raise ValueError(f"model {fetch} cannot be served: {type(exc).__name__}: {exc}") from exc
     return Served(rec, version, uri, path.parent)
+
+
+def _load_bento_model(uri: str, ann: RetrievalConfig | None) -> Served:
+    """A bundle imported into the BentoML model store (``bentoml:NAME:TAG``); it reports the
+    registry version it was imported from.
+
+    Raises:
+        ValueError: no such model in the store, or not a readable bundle.
+    """
+    import bentoml
+
+    try:
+        model = bentoml.models.get(uri[len(BENTO_SCHEME):])
+        path = Path(model.path_of("bundle"))
+        rec = Recommender(load_bundle(path, mmap=True), ann, path)
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot serve this"
+        raise ValueError(f"model {uri} cannot be served: {type(exc).__name__}: {exc}") from exc
+    return Served(rec, str(model.info.labels.get("registered_version", model.tag.version)), uri)
 
 
 class ChampionHolder:

@@ -55,16 +55,22 @@ class Guanxi:
 
     def __init__(self) -> None:
         from guanxi.serving.api import RecommendationAPI
-        from guanxi.serving.champion import ChampionHolder
+        from guanxi.serving.champion import BENTO_MODEL_NAME, BENTO_SCHEME, ChampionHolder
         from guanxi.serving.event_stores import open_event_store
         from guanxi.serving.policy import load_policy
         from guanxi.serving.settings import ServeSettings
         from guanxi.registry import use_tracking
 
         self.settings = ServeSettings.from_env()
+        model_uri = self.settings.model_uri
+        bento = getattr(Guanxi, "bento", None)        # set by BentoML when serving a built Bento
+        if bento is not None and "model_uri" not in self.settings.model_fields_set:
+            packed = [m.tag for m in bento.info.all_models if m.tag.name == BENTO_MODEL_NAME]
+            if packed:                                # the Bento's own model: no registry needed
+                model_uri = f"{BENTO_SCHEME}{packed[0]}"
         tracking = use_tracking(self.settings.tracking_uri)
         ann = self.settings.retrieval()
-        self.api = RecommendationAPI(ChampionHolder(self.settings.model_uri, self.settings.poll_seconds,
+        self.api = RecommendationAPI(ChampionHolder(model_uri, self.settings.poll_seconds,
                                                     cache_dir=self.settings.model_cache,
                                                     tracking_uri=tracking, ann=ann),
                                      open_event_store(self.settings.events_db, self.settings.events_busy_ms),
