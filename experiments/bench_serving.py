@@ -19,6 +19,10 @@
    script spreads requests over 5,000 random users (known users plus 5 % unknown ones, served by
    the fallback). Reported: medians per endpoint, the median of the per-round throughput ratios
    to the trivial endpoint, and guanxi's to trivial-gc.
+4. With `--stores sqlite postgresql`, a guanxi server on a PostgreSQL event log (`guanxi-pg`, a
+   throw-away cluster started here) joins the side-by-side runs, and both guanxi servers take
+   `/feedback` batches of 100 events (unique `event_id`s, 8 clients, `--rounds` alternating runs):
+   acknowledged batches per second on each store.
 Writes experiments/results/bench_serving.json and prints a Markdown table.
 """
 from __future__ import annotations
@@ -147,10 +151,53 @@ end
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(port: int, connections: int, seconds: int, script: Path) -> dict:
+def feedback_script(users: np.ndarray, items: np.ndarray, path: Path, batch: int = 100) -> Path:
+    """``/feedback`` batches of ``batch`` click events, every ``event_id`` unique (thread, start
+    time, request and position), so each acknowledged batch is a real write of ``batch`` rows."""
+    user_list = ",".join(f'"{u}"' for u in users)
+    item_list = ",".join(f'"{i}"' for i in items)
+    path.write_text(f"""
+local users = {{{user_list}}}
+local items = {{{item_list}}}
+local counter = 1
+function setup(thread) thread:set("tid", counter); counter = counter + 1 end
+function init(args) math.randomseed(os.time() + tid); prefix = tid .. "-" .. os.time() .. "-" .. math.random(1e9); n = 0 end
+request = function()
+  n = n + 1
+  local parts = {{}}
+  for k = 1, {batch} do
+    parts[k] = '{{"user_id": "' .. users[math.random(#users)] .. '", "item_id": "' .. items[math.random(#items)]
+      .. '", "type": "click", "event_id": "' .. prefix .. '-' .. n .. '-' .. k .. '"}}'
+  end
+  return wrk.format("POST", "/feedback", {{["Content-Type"] = "application/json"}},
+                    '{{"events": [' .. table.concat(parts, ",") .. ']}}')
+end
+""")
+    return path
+
+
+def feedback_side_by_side(ports: dict[str, int], seconds: int, rounds: int, script: Path) -> dict:
+    """Acknowledged ``/feedback`` batches per second on each guanxi server (8 clients), alternating."""
+    runs: dict[str, list[dict]] = {label: [] for label in ports}
+    for _ in range(rounds):
+        for label, port in ports.items():
+            runs[label].append(wrk(port, 8, seconds, script, path="/feedback"))
+    out = {}
+    for label, got in runs.items():
+        out[label] = {"batches_per_s": statistics.median(r["req_per_s"] for r in got),
+                      "p50_ms": statistics.median(r["p50_ms"] for r in got),
+                      "p99_ms": statistics.median(r["p99_ms"] for r in got),
+                      "non_2xx": sum(r["non_2xx"] for r in got), "rounds": got}
+        print(f"  feedback {label:10s} {out[label]['batches_per_s']:.0f} batches/s of 100  p50 "
+              f"{out[label]['p50_ms']:.1f} ms  p99 {out[label]['p99_ms']:.1f} ms  non-2xx {out[label]['non_2xx']}",
+              flush=True)
+    return out
+
+
+def wrk(port: int, connections: int, seconds: int, script: Path, path: str = "/recommend") -> dict:
     threads = min(connections, 2)
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-                          "--latency", "-s", str(script), f"http://127.0.0.1:{port}/recommend"],
+                          "--latency", "-s", str(script), f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, check=True).stdout
     pct = {m[0]: float(m[1]) * _UNIT[m[2]] for m in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
@@ -220,6 +267,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
     parser.add_argument("--rounds", type=int, default=6, help="alternating runs per client count")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--stores", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite"],
+                        help="event logs to serve guanxi on (postgresql: a throw-away local cluster)")
     parser.add_argument("--before", metavar="GIT_REF",
                         help="also serve the same model with the code at this commit (`guanxi-before`, from a "
                              "git worktree in .bench/before), side by side: a regression check")
@@ -235,9 +284,22 @@ def main() -> None:
     known = pd.read_parquet(world / "users.parquet")["user_id"].astype(str).to_numpy()
     users = np.concatenate([rng.choice(known, 4750, replace=False), [f"new{i}" for i in range(250)]])
     script = lua_script(users, BENCH / "recommend.lua")
+    items = pd.read_parquet(world / "items.parquet")["item_id"].astype(str).to_numpy()
+    fb_script = feedback_script(users[:4750], rng.choice(items, 5000, replace=False), BENCH / "feedback.lua")
     before = checkout(args.before) if args.before else None
+    cluster = None
+    if "postgresql" in args.stores:
+        from tests.postgres import PostgresCluster, find_bin_dir
+
+        if find_bin_dir() is None:
+            raise SystemExit("--stores postgresql: no PostgreSQL server binaries (set GUANXI_PG_BIN)")
+        cluster = PostgresCluster(find_bin_dir())
+        import atexit
+
+        atexit.register(cluster.stop)
     result = {"machine": f"{platform.node()} {os.cpu_count()} cores", "wrk_seconds": args.seconds,
-              "rounds": args.rounds, "in_process": pure, "before": args.before, "runs": []}
+              "rounds": args.rounds, "in_process": pure, "before": args.before, "stores": args.stores,
+              "runs": []}
     for workers in args.workers:
         env = server_env(tracking_uri=uri, workers=workers, poll_seconds=10)
         # Each server its own fresh event log: impressions (and so frequency caps) never carry over
@@ -249,6 +311,9 @@ def main() -> None:
                    "guanxi-exact": ("guanxi.serving.service:Guanxi", None, {**log("exact"), "GUANXI_TABLE_MAX_SCORES": "0"}),
                    "trivial": ("trivial_service:Trivial", ROOT / "experiments", env),
                    "trivial-gc": ("trivial_service:Trivial", ROOT / "experiments", {**env, "TRIVIAL_SETTLE_GC": "1"})}
+        if cluster is not None:
+            servers["guanxi-pg"] = ("guanxi.serving.service:Guanxi", None,
+                                    {**env, "GUANXI_EVENTS_DB": cluster.new_database()})
         if before is not None:
             # The code at REF in its own layout: src/guanxi/ now, top-level packages before it.
             nested = (before / "src" / "guanxi").is_dir()
@@ -261,20 +326,36 @@ def main() -> None:
                 t = time.perf_counter()
                 procs[label], ports[label] = start(service, cwd, server_env_, f"{label}-w{workers}", script)
                 print(f"  w{workers} {label} ready in {time.perf_counter() - t:.1f} s", flush=True)
-            result["runs"].append(side_by_side(ports, args.seconds, args.rounds, script, workers))
+            run = side_by_side(ports, args.seconds, args.rounds, script, workers)
+            if cluster is not None:
+                run["feedback"] = feedback_side_by_side(
+                    {label: ports[label] for label in ("guanxi", "guanxi-pg")}, args.seconds, args.rounds, fb_script)
+            result["runs"].append(run)
         finally:
             for proc in procs.values():
                 stop_server(proc)
+
     OUT.write_text(json.dumps(result, indent=2))
     print(f"\n{pure['items']} items, policy on; wrk on the same machine\n")
     print("| workers | endpoint | clients | p50 ms | p99 ms | req/s | non-2xx | guanxi/trivial req/s |")
     print("|---|---|---|---|---|---|---|---|")
     for run in result["runs"]:
-        for label in [k for k in ("guanxi", "guanxi-exact", "guanxi-before", "trivial", "trivial-gc") if k in run]:
+        for label in [k for k in ("guanxi", "guanxi-pg", "guanxi-exact", "guanxi-before", "trivial", "trivial-gc")
+                      if k in run]:
             for r in run[label]:
                 ratio = run["throughput_ratio"][label][str(r["connections"])] if label != "trivial" else None
                 print(f"| {run['workers']} | {label} | {r['connections']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                       f"{r['req_per_s']:.0f} | {r['non_2xx']} | {'' if ratio is None else f'{ratio:.2f}'} |")
+
+    for run in result["runs"]:
+        if "feedback" in run:
+            print(f"\n/feedback, batches of 100 events, 8 clients, {run['workers']} worker(s)\n")
+            print("| store | acknowledged batches/s | events/s | p50 ms | p99 ms | non-2xx |")
+            print("|---|---|---|---|---|---|")
+            for label, f in run["feedback"].items():
+                print(f"| {label} | {f['batches_per_s']:.0f} | {100 * f['batches_per_s']:.0f} | {f['p50_ms']:.1f} | "
+                      f"{f['p99_ms']:.1f} | {f['non_2xx']} |")
+
 
 if __name__ == "__main__":
     main()
