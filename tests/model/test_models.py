@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from guanxi.features.schema import Dataset, empty_events, empty_pair_events, make_events, make_items
+from guanxi.features.schema import Dataset, empty_pair_events, make_events, make_items
 from guanxi.training.config import TrainConfig
 from guanxi.training.evaluate import evaluate_ranking
 from guanxi.training.train import train
@@ -21,7 +21,6 @@ def two_communities(seed: int = 0) -> Dataset:
     """Two communities of 60 users; each likes its own 40 items (a checkerboard), friends
     within the community. Half of each user's items are training, a quarter each valid and test."""
     rng = np.random.default_rng(seed)
-    users, items = [], []
     rows = {"train": ([], []), "valid": ([], []), "test": ([], [])}
     for u in range(120):
         block = u // 60

@@ -2,9 +2,7 @@
 numbers and fields, a locked event log (the in-process app; its API token is set)."""
 from __future__ import annotations
 
-import json
 import sqlite3
-import threading
 import time
 
 import pytest

@@ -13,7 +13,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import psutil
@@ -23,21 +22,9 @@ from guanxi.serving.launch import check_exposure, free_port, server_env, start_s
 from guanxi.serving.policy import PolicyConfig
 from guanxi.serving.recommender import Recommender
 from guanxi.app.cli import main
+from tests.serving.http_post import post_json as _post
 
 pytestmark = pytest.mark.slow
-
-
-def _post(port: int, path: str, body: dict, token: str | None = None) -> tuple[int, dict]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                 headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 def _listening(port: int) -> bool:

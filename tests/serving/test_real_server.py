@@ -16,18 +16,9 @@ import pytest
 
 from guanxi.serving.launch import free_port, kill_server, server_env, start_server, stop_server, wait_ready
 from guanxi.app.cli import main
+from tests.serving.http_post import post_json as _post
 
 pytestmark = pytest.mark.slow
-
-
-def _post(port: int, path: str, body: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 def test_bentoml_serve_answers_and_follows_the_champion(registry, tmp_path):

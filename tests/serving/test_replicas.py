@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 
 import pytest
@@ -16,6 +14,7 @@ from guanxi.app.cli import main
 from guanxi.serving.event_stores import open_event_store
 from guanxi.serving.launch import free_port, server_env, start_server, stop_server, wait_ready
 from tests.mlflow_server import TrackingServer
+from tests.serving.http_post import post_json as _post
 
 pytestmark = pytest.mark.slow
 POLL_SECONDS = 2
@@ -56,16 +55,6 @@ def test_training_and_registry_moves_go_through_the_tracking_server(tracking, tm
     capsys.readouterr()
     assert main(["status", "--tracking-uri", tracking.url, "--events-db", str(tmp_path / "none.db"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["champion"]["version"] == "1"
-
-
-def _post(port: int, path: str, body: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 def _slate(port: int, user: str, k: int = 5) -> list[str]:

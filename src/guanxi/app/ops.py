@@ -9,7 +9,6 @@ import os
 import re
 import sys
 import time
-from pathlib import Path
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

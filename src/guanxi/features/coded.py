@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from guanxi.features.ids import IdCounts
 from guanxi.features.schema import ITEM_EVENT_TYPES, ITEM_KINDS, PAIR_EVENT_TYPES, Dataset, SchemaError
 
 
@@ -37,7 +38,7 @@ class CodedEvents:
 
 
 @dataclass(frozen=True)
-class CodedDataset:
+class CodedDataset(IdCounts):
     """A dataset as codes.
 
     Args:
@@ -66,14 +67,6 @@ class CodedDataset:
     train: CodedEvents
     valid: CodedEvents
     test: CodedEvents
-
-    @property
-    def num_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def num_items(self) -> int:
-        return len(self.item_ids)
 
 
 def _closed(values: pd.Series | np.ndarray, allowed: tuple[str, ...], source: str, field: str,

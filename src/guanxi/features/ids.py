@@ -10,7 +10,22 @@ import pandas as pd
 from guanxi.features.schema import Dataset
 
 
-class IdMap:
+class IdCounts:
+    """``num_users`` and ``num_items`` of anything that holds ``user_ids`` and ``item_ids`` arrays."""
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+
+class IdMap(IdCounts):
     """Maps user and item ids (strings) to ``user_idx``/``item_idx`` (contiguous ints) and back.
 
     Args:
@@ -33,13 +48,6 @@ class IdMap:
         """Users and items of the dataset (every id in any of its files), in table order."""
         return cls(dataset.users["user_id"].to_numpy(), dataset.items["item_id"].to_numpy())
 
-    @property
-    def num_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def num_items(self) -> int:
-        return len(self.item_ids)
 
     def user_index(self, ids: pd.Series | np.ndarray | list[str]) -> np.ndarray:
         """``[n]`` user_idx for each id; -1 where the id is unknown."""

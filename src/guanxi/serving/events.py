@@ -74,6 +74,14 @@ class SettingsError(ValueError):
         self.field = field_name
 
 
+def check_mute_cap(n: int) -> None:
+    """Raise :class:`SettingsError` when a change would leave ``n`` mutes, above the cap (the
+    store's transaction then rolls the change back)."""
+    if n > MAX_MUTES_TOTAL:
+        raise SettingsError("mute", f"the mute list would hold {n} ids, above the cap of "
+                                    f"{MAX_MUTES_TOTAL}; unmute some first")
+
+
 @dataclass(frozen=True)
 class UserSettings:
     user_id: str
@@ -263,10 +271,7 @@ class SQLiteEventStore:
                              [(user_id, m) for m in mute])
             conn.executemany("DELETE FROM mutes WHERE user_id = ? AND target_id = ?",
                              [(user_id, m) for m in unmute])
-            (n,) = conn.execute("SELECT COUNT(*) FROM mutes WHERE user_id = ?", (user_id,)).fetchone()
-            if n > MAX_MUTES_TOTAL:
-                raise SettingsError("mute", f"the mute list would hold {n} ids, above the cap of "
-                                            f"{MAX_MUTES_TOTAL}; unmute some first")
+            check_mute_cap(conn.execute("SELECT COUNT(*) FROM mutes WHERE user_id = ?", (user_id,)).fetchone()[0])
         return self.settings(user_id)
 
     def events_since(self, seq: int = 0, upto: int | None = None) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 import pandas as pd
 
-from guanxi.serving.events import MAX_MUTES_TOTAL, Appended, SettingsError, StoreUnavailable, UserSettings
+from guanxi.serving.events import Appended, StoreUnavailable, UserSettings, check_mute_cap
 from guanxi.serving.forget_list import ForgetList, hash_user
 
 # Advisory lock keys (arbitrary, fixed): schema migrations, and the event append order.
@@ -200,7 +200,7 @@ class PostgresEventStore:
         """Apply a settings change durably; see ``SQLiteEventStore.update_settings``.
 
         Raises:
-            SettingsError: the mute list would exceed :data:`MAX_MUTES_TOTAL` (nothing changes).
+            SettingsError: the mute list would exceed ``MAX_MUTES_TOTAL`` (nothing changes).
             StoreUnavailable: the store cannot take the write.
         """
         if commercial_opt_out is None and not mute and not unmute:
@@ -217,10 +217,7 @@ class PostgresEventStore:
             if unmute:
                 conn.execute("DELETE FROM mutes WHERE user_id = %s AND target_id = ANY(%s::text[])",
                              (user_id, list(unmute)))
-            (n,) = conn.execute("SELECT COUNT(*) FROM mutes WHERE user_id = %s", (user_id,)).fetchone()
-            if n > MAX_MUTES_TOTAL:
-                raise SettingsError("mute", f"the mute list would hold {n} ids, above the cap of "
-                                            f"{MAX_MUTES_TOTAL}; unmute some first")
+            check_mute_cap(conn.execute("SELECT COUNT(*) FROM mutes WHERE user_id = %s", (user_id,)).fetchone()[0])
         return self.settings(user_id)
 
     def events_since(self, seq: int = 0, upto: int | None = None) -> pd.DataFrame:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from guanxi.features.schema import ITEM_KINDS
 from guanxi.serving.candidate_table import load_or_build, row_suffices
 from guanxi.serving.contact_facts import ContactFacts
 from guanxi.serving.contact_facts import load_or_build as load_facts
@@ -30,7 +29,7 @@ from guanxi.serving.contacts import Contacts, aggregates, support_sum
 from guanxi.serving.forget_list import ForgetList
 from guanxi.serving.policy import Candidates, PolicyConfig, SlateItem, UserState, apply_policy
 from guanxi.serving.retrieval import KindIndex, RetrievalConfig
-from guanxi.serving.scores import Scored, distinct, top_n
+from guanxi.serving.scores import Scored, distinct
 from guanxi.bundle import Bundle
 
 logger = logging.getLogger(__name__)
@@ -261,7 +260,6 @@ class Recommender:
         """Add the social side to a user's raw scores (support term, or the circle fallback).
         ``uvec``/``retrieved`` (ANN retrieval): score the contacts' items exactly too, retrieved or
         not; the items of ANN kinds with a score are ``retrieved`` plus those."""
-        b = self.bundle
         if u >= 0:
             contacts, weight, strength, inner = self.contacts.of(u)
             consumed, types = self._consumed(u)
