@@ -9,41 +9,7 @@ from pathlib import Path
 
 import pytest
 
-
-def handmade_bundle(world_dir: Path, out: Path, rank: int) -> Path:
-    """A bundle written by hand, no training: the tiny world's tables, tie strength and circles as
-    training prepares them, and rank-``rank`` truncated-SVD vectors of the train interactions (a
-    closed-form ranker, so slates are sensible) in place of learnt embeddings."""
-    import numpy as np
-    import pandas as pd
-    import scipy.sparse as sp
-    from scipy.sparse.linalg import svds
-
-    from guanxi.bundle import write_bundle
-    from guanxi.features.datasets import load_dataset
-    from guanxi.features.graph import pair_types
-    from guanxi.training.config import TrainConfig
-    from guanxi.training.train import prepare
-
-    config = TrainConfig()
-    prep = prepare(load_dataset(str(world_dir)), config)
-    u, s, vt = svds(prep.train_csr.astype(np.float64), k=rank, random_state=0)
-    root = np.sqrt(s)
-    # A little seeded noise, as learnt embeddings have: users with no training rows get distinct
-    # vectors too, so no ranking hangs on exact ties.
-    rng = np.random.default_rng(rank)
-    users = u * root + rng.normal(0, 1e-3, u.shape)
-    items = vt.T * root + rng.normal(0, 1e-3, vt.T.shape)
-    # Unit rows over a temperature, as the model's cosine scores are (GraphRecommender.serving_vectors).
-    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
-    vectors = ((unit(users) / config.temperature).astype(np.float32), unit(items).astype(np.float32))
-    pu, pi, bits = pair_types(pd.concat([prep.dataset.train, prep.dataset.valid], ignore_index=True), prep.idmap)
-    history = sp.csr_matrix((np.ones(len(pu), np.float32), (pu, pi)),
-                            shape=(prep.idmap.num_users, prep.idmap.num_items))
-    return write_bundle(out, model_name="guanxi", config=config.to_dict(), idmap=prep.idmap, vectors=vectors,
-                        items=prep.dataset.items, circles=prep.circles, history=history,
-                        popularity=prep.popularity.numpy(), metrics={"recall_at_20": 0.0},
-                        history_types=bits)
+from tests.handmade import handmade_bundle
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ def tracking(tiny_world_dir, tmp_path_factory):
     import mlflow
 
     from guanxi.registry import log_bundle_model, register_candidate, use_tracking
-    from tests.serving.conftest import handmade_bundle
+    from tests.handmade import handmade_bundle
 
     root = tmp_path_factory.mktemp("tracking")
     server = TrackingServer(root / "server")
