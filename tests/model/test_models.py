@@ -165,6 +165,12 @@ def test_item_baselines_choose_their_regulariser_on_validation_only(checkerboard
     assert result.metrics["valid"]["recall_at_20"] == pytest.approx(max(grid))
 
 
+def test_the_item_model_grid_stops_at_the_time_budget(checkerboard):
+    result = train(checkerboard, TrainConfig(model="itemknn", time_budget=1e-6), progress=False)
+    assert len(result.history) == 1 and result.stopped == "time_budget"
+    assert train(checkerboard, TrainConfig(model="itemknn"), progress=False).stopped == "grid"
+
+
 def test_ease_over_the_most_popular_items_when_the_catalogue_is_too_big(checkerboard):
     result = train(checkerboard, TrainConfig(model="ease", ease_max_items=50), progress=False)
     assert result.metrics["recall_at_20"] > 0.4

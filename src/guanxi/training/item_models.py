@@ -111,11 +111,18 @@ def cosine_neighbours(x: sp.csr_matrix, k: int, shrink: float = KNN_SHRINK, bloc
     return sp.csr_matrix((v, (j, i)), shape=(x.shape[1], x.shape[1]))
 
 
+def n_grid(name: str) -> int:
+    """How many regulariser values the search of ``name`` tries when it is not cut short."""
+    return len(EASE_LAMBDAS) if name == "ease" else len(KNN_NEIGHBOURS)
+
+
 def fit_item_model(name: str, train: sp.csr_matrix, popularity: np.ndarray,
                    validate: Callable[[ItemModel], float], max_items: int = 20_000,
-                   progress: Callable[[str], None] = logger.info) -> tuple[ItemModel, list[dict]]:
+                   progress: Callable[[str], None] = logger.info,
+                   out_of_time: Callable[[], bool] = lambda: False) -> tuple[ItemModel, list[dict]]:
     """Fit ``name`` for each value of its grid and keep the best on ``validate`` (validation
-    recall@20). Returns the model and one row per grid value (``param``, ``valid_recall_at_20``,
+    recall@20); ``out_of_time()`` true after a value ends the search there (the time budget).
+    Returns the model and one row per grid value tried (``param``, ``valid_recall_at_20``,
     ``seconds``)."""
     x = train.astype(np.float32)
     x.data[:] = 1.0
@@ -148,6 +155,8 @@ def fit_item_model(name: str, train: sp.csr_matrix, popularity: np.ndarray,
         progress(f"{name}: {'lambda' if name == 'ease' else 'k'}={param:g} valid recall@20 {score:.4f}")
         if score > best_score:
             best, best_score = model, score
+        if out_of_time():
+            break
     return best, history
 
 

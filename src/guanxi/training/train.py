@@ -322,7 +322,7 @@ def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
 def _train_item_model(prep: Prepared, config: TrainConfig, progress: bool) -> TrainResult:
     """An item-item baseline (:mod:`guanxi.training.item_models`): its regulariser chosen on validation,
     then one evaluation on test; cold-start users get the popularity fallback."""
-    from guanxi.training.item_models import fit_item_model
+    from guanxi.training.item_models import fit_item_model, n_grid
 
     _, fallback = make_scorers(None, prep, social=False)
     start = time.perf_counter()
@@ -335,12 +335,14 @@ def _train_item_model(prep: Prepared, config: TrainConfig, progress: bool) -> Tr
         return recall
 
     say = (lambda text: tqdm.write(text)) if progress else logger.info
+    over = lambda: bool(config.time_budget) and time.perf_counter() - start > config.time_budget  # noqa: E731
     model, grid = fit_item_model(config.model, prep.train_csr, prep.popularity.numpy(), validate,
-                                 config.ease_max_items, say)
+                                 config.ease_max_items, say, over)
     train_seconds = time.perf_counter() - start
     best_epoch = 1 + max(range(len(grid)), key=lambda i: grid[i]["valid_recall_at_20"])
     valid = evaluate_ranking(model.scores, prep.valid_task, fallback, breakdowns=False)
     metrics = evaluate_ranking(model.scores, prep.test_task, fallback, progress=progress)
     metrics["valid"] = valid
     metrics["chosen_param"] = model.param
-    return TrainResult(None, prep, metrics, history, best_epoch, len(grid), train_seconds, "grid")
+    stopped = "time_budget" if over() and len(grid) < n_grid(config.model) else "grid"
+    return TrainResult(None, prep, metrics, history, best_epoch, len(grid), train_seconds, stopped)
