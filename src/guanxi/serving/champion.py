@@ -55,13 +55,7 @@ def resolve_version(uri: str, tracking_uri: str | None = None) -> str:
         ValueError: an alias or version that does not exist.
     """
     if uri.startswith(BENTO_SCHEME):
-        import bentoml
-
-        try:
-            model = bentoml.models.get(uri[len(BENTO_SCHEME):])
-        except Exception as exc:  # noqa: BLE001 - not found, bad tag
-            raise ValueError(f"{uri}: not in the BentoML model store ({exc})") from exc
-        return str(model.info.labels.get("registered_version", model.tag.version))
+        return _bento_model(uri)[1]
     import mlflow
 
     m = _ALIAS.match(uri)
@@ -156,15 +150,28 @@ def _load_bento_model(uri: str, ann: RetrievalConfig | None) -> Served:
     Raises:
         ValueError: no such model in the store, or not a readable bundle.
     """
-    import bentoml
-
+    model, version = _bento_model(uri)
     try:
-        model = bentoml.models.get(uri[len(BENTO_SCHEME):])
         path = Path(model.path_of("bundle"))
         rec = Recommender(load_bundle(path, mmap=True), ann, path)
     except Exception as exc:  # noqa: BLE001 - any failure means "cannot serve this"
         raise ValueError(f"model {uri} cannot be served: {type(exc).__name__}: {exc}") from exc
-    return Served(rec, str(model.info.labels.get("registered_version", model.tag.version)), uri)
+    return Served(rec, version, uri)
+
+
+def _bento_model(uri: str) -> tuple["bentoml.Model", str]:  # noqa: F821 - imported lazily
+    """The BentoML model ``bentoml:NAME:TAG`` names and the registry version it was imported from.
+
+    Raises:
+        ValueError: not in the BentoML model store.
+    """
+    import bentoml
+
+    try:
+        model = bentoml.models.get(uri[len(BENTO_SCHEME):])
+    except Exception as exc:  # noqa: BLE001 - not found, bad tag
+        raise ValueError(f"{uri}: not in the BentoML model store ({exc})") from exc
+    return model, str(model.info.labels.get("registered_version", model.tag.version))
 
 
 class ChampionHolder:

@@ -344,5 +344,5 @@ def _train_item_model(prep: Prepared, config: TrainConfig, progress: bool) -> Tr
     metrics = evaluate_ranking(model.scores, prep.test_task, fallback, progress=progress)
     metrics["valid"] = valid
     metrics["chosen_param"] = model.param
-    stopped = "time_budget" if over() and len(grid) < n_grid(config.model) else "grid"
+    stopped = "time_budget" if len(grid) < n_grid(config.model) else "grid"   # only the budget cuts it short
     return TrainResult(None, prep, metrics, history, best_epoch, len(grid), train_seconds, stopped)
