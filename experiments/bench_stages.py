@@ -56,22 +56,16 @@ print(json.dumps({"prepare_s": t_prep, "step_s": statistics.median(times), "pair
 SAMPLED = r'''
 import json, statistics, sys, time
 import numpy as np, torch
-from guanxi.features.circles import CircleConfig, circle_codes
-from guanxi.features.coded import load_coded_world
-from guanxi.features.ties import tie_strength_codes
-from guanxi.training.adjacency import coded_graph
+from guanxi.features.datasets import load_coded
 from guanxi.training.config import load_config
 from guanxi.training.model import GraphRecommender
 from guanxi.training.sampled import SampledTrainer
+from guanxi.training.train import prepare
 data, steps, fanouts = sys.argv[1], int(sys.argv[2]), tuple(int(f) for f in sys.argv[3].split(","))
 config = load_config()
 t = time.perf_counter()
-coded = load_coded_world(data)
-a, b, strength, report = tie_strength_codes(coded)
-circles = circle_codes(a, b, strength, CircleConfig(config.inner_min_strength, config.inner_max_size))
-del a, b, strength
-adjacency, pair_user, pair_item, support = coded_graph(config, coded, circles, report.label)
-del circles
+prep = prepare(load_coded(data), config)
+coded, adjacency, pair_user, pair_item, support = prep.data, prep.adjacency, prep.pair_user, prep.pair_item, prep.support
 t_prep = time.perf_counter() - t
 torch.manual_seed(0)
 model = GraphRecommender(coded.num_users, coded.num_items, config.dim, config.layers, adjacency, cosine=True,

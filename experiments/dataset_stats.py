@@ -10,10 +10,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pandas as pd
+import time
 
-from guanxi.features.datasets import load_dataset
-from guanxi.features.summary import summarize, timed_features
+from guanxi.features.coded import read_truth_ties
+from guanxi.features.datasets import load_coded
+from guanxi.features.summary import build_features, summarize
 from guanxi.features.world import WorldConfig, generate_world
 from guanxi.features.world_io import write_world
 
@@ -28,10 +29,10 @@ def main() -> int:
         specs = [(str(world), "guanxi world --users 10000 --seed 0 --out W; guanxi features --data W")]
         specs += [(n, f"guanxi features --data {n}") for n in ("lastfm", "lastfm-sociallgn", "ciao", "yelp")]
         for spec, command in specs:
-            ds = load_dataset(spec)
-            truth = Path(spec) / "truth" / "ties.parquet"
-            feats, sec = timed_features(ds, pd.read_parquet(truth) if truth.is_file() else None)
-            row = summarize(ds, feats, sec)
+            start = time.perf_counter()
+            data = load_coded(spec)
+            feats = build_features(data, truth_ties=read_truth_ties(spec, data) if Path(spec).is_dir() else None)
+            row = summarize(data, feats, time.perf_counter() - start)
             row["command"] = command
             rows.append(row)
             print(f"done {row['dataset']}", file=sys.stderr)

@@ -19,8 +19,12 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
+from guanxi.features.coded import CodedDataset, coded_from_dataset
 from guanxi.features.datasets import load_dataset
 from guanxi.features.schema import Dataset
 from guanxi.features.split import carve_validation
@@ -30,14 +34,12 @@ from guanxi.training.train import train
 RESULTS = Path(__file__).parent / "results"
 
 
-def derived_split(dataset: Dataset, seed: int, fraction: float = 0.1) -> Dataset:
-    """The derived split (module doc): held-out training data as the test split, no validation."""
-    if len(dataset.valid):
-        return Dataset(dataset.name + "-derived", dataset.users, dataset.items, dataset.ties,
-                       dataset.pair_events, dataset.train, dataset.valid.iloc[:0], dataset.valid)
-    carved = carve_validation(dataset, fraction, 100 + seed)
-    return Dataset(dataset.name + "-derived", carved.users, carved.items, carved.ties, carved.pair_events,
-                   carved.train, carved.valid.iloc[:0], carved.valid)
+def derived_split(dataset: Dataset, seed: int, fraction: float = 0.1) -> CodedDataset:
+    """The derived split (module doc), as codes: held-out training data (the dataset's own
+    validation, else ``fraction`` carved from train) as the test split, no validation."""
+    carved = carve_validation(coded_from_dataset(dataset), fraction, 100 + seed)
+    return replace(carved, name=dataset.name + "-derived", test=carved.valid,
+                   valid=carved.valid.take(np.zeros(len(carved.valid), bool)))
 
 
 def run(data: str, variants: list[str], seeds: list[int], base: list[str]) -> list[dict]:

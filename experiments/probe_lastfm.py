@@ -27,40 +27,29 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
-
+from guanxi.features.coded import CodedEvents
 from guanxi.features.datasets import load_dataset
-from guanxi.features.graph import interaction_pairs
-from guanxi.features.schema import Dataset
-from guanxi.features.split import carve_validation
-from guanxi.training.adjacency import build_adjacency, interaction_weights, owner_edges, social_edges
+from guanxi.features.graph import build_graph
+from guanxi.training.adjacency import model_graph
 from guanxi.training.config import TrainConfig, load_config
 from guanxi.training.evaluate import ScoreFn, evaluate_ranking
 from guanxi.training.train import Prepared, TrainResult, make_scorers, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe import derived_split  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "probe_lastfm.json"
 DEFAULT_VARIANTS = ["default", "dim=128", "layers=2", "layers=4", "negatives=4096"]
 
 
-def derived_split(dataset: Dataset, seed: int, fraction: float = 0.1) -> Dataset:
-    """``dataset`` with its carved validation as the test split and no validation (the real
-    test split dropped)."""
-    carved = carve_validation(dataset, fraction, 100 + seed)
-    return Dataset(dataset.name + "-derived", carved.users, carved.items, carved.ties, carved.pair_events,
-                   carved.train, carved.valid.iloc[:0], carved.valid)
-
-
 def known_graph_metrics(result: TrainResult, config: TrainConfig) -> dict:
     """Derived-test metrics of ``result``'s checkpoint propagated over train + carved validation."""
     prep = result.prepared
-    known = pd.concat([prep.dataset.train, prep.dataset.valid], ignore_index=True)
-    ku, ki = interaction_pairs(known, prep.idmap)
-    adjacency = build_adjacency(config, prep.idmap, ku, ki,
-                                interaction_weights(config, known, prep.idmap, ku, ki),
-                                social_edges(config, prep.idmap, prep.dataset.ties, prep.circles),
-                                owner_edges(config, prep.dataset.items, prep.idmap))
+    known = replace(prep.data, train=CodedEvents.concat([prep.data.train, prep.data.valid]))
+    adjacency = model_graph(config, build_graph(known, prep.circles)).adjacency
     trained = result.model.adjacency
     result.model.adjacency = adjacency
     try:

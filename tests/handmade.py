@@ -10,18 +10,17 @@ def handmade_bundle(world_dir: Path, out: Path, rank: int, svd: bool = True) -> 
     closed-form ranker, so slates are sensible) in place of learnt embeddings; ``svd=False``: seeded
     random vectors instead (for memory and speed at sizes where the SVD would take long)."""
     import numpy as np
-    import pandas as pd
-    import scipy.sparse as sp
     from scipy.sparse.linalg import svds
 
     from guanxi.bundle import write_bundle
-    from guanxi.features.datasets import load_dataset
-    from guanxi.features.graph import pair_types
+    from guanxi.features.circles import circles_table
+    from guanxi.features.datasets import load_coded
+    from guanxi.training.bundle import known_history
     from guanxi.training.config import TrainConfig
     from guanxi.training.train import prepare
 
     config = TrainConfig()
-    prep = prepare(load_dataset(str(world_dir)), config)
+    prep = prepare(load_coded(world_dir), config)
     rng = np.random.default_rng(rank)
     if svd:
         u, s, vt = svds(prep.train_csr.astype(np.float64), k=rank, random_state=0)
@@ -36,10 +35,9 @@ def handmade_bundle(world_dir: Path, out: Path, rank: int, svd: bool = True) -> 
     # Unit rows over a temperature, as the model's cosine scores are (GraphRecommender.serving_vectors).
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
     vectors = ((unit(users) / config.temperature).astype(np.float32), unit(items).astype(np.float32))
-    pu, pi, bits = pair_types(pd.concat([prep.dataset.train, prep.dataset.valid], ignore_index=True), prep.idmap)
-    history = sp.csr_matrix((np.ones(len(pu), np.float32), (pu, pi)),
-                            shape=(prep.idmap.num_users, prep.idmap.num_items))
+    history, bits = known_history(prep)
     return write_bundle(out, model_name="guanxi", config=config.to_dict(), idmap=prep.idmap, vectors=vectors,
-                        items=prep.dataset.items, circles=prep.circles, history=history,
+                        items=prep.data.items_frame(), circles=circles_table(prep.data.user_ids, prep.circles),
+                        history=history,
                         popularity=prep.popularity.numpy(), metrics={"recall_at_20": 0.0},
                         history_types=bits)

@@ -1,7 +1,7 @@
 """The recommendation bundle, the contract between training and serving: one directory per logged model.
 
 Training writes it (:func:`guanxi.training.bundle.save_bundle` turns a model into arrays and calls
-:func:`write_bundle`); serving reads it with :func:`load_bundle`. numpy, scipy and pandas only: no torch.
+:func:`write_bundle`); serving reads it with :func:`load_bundle`. numpy, scipy, pandas and pyarrow only: no torch.
 
 Files in a bundle directory:
     bundle.json      format version, model name, config, dims, fallback kind, test metrics
@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from guanxi.features.ids import IdMap
@@ -49,7 +51,7 @@ class Bundle:
 
 def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
                  vectors: tuple[np.ndarray, np.ndarray] | None, items: pd.DataFrame,
-                 circles: pd.DataFrame | None, history: sp.csr_matrix, popularity: np.ndarray,
+                 circles: pa.Table, history: sp.csr_matrix, popularity: np.ndarray,
                  metrics: dict, support_weight: float = 0.0, history_types: np.ndarray | None = None,
                  servable: bool | None = None) -> Path:
     """Write a bundle directory (see module doc).
@@ -59,6 +61,8 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
             for a model without embeddings (``popular``).
         history: ``[U, I]`` CSR of known interactions; ``history_types`` ``[nnz]`` aligns with
             ``history.indices``.
+        circles: ``user_id, friend_id, strength, circle`` rows
+            (:func:`guanxi.features.circles.circles_table`).
         popularity: ``[I]`` in [0, 1].
         servable: defaults to ``vectors is not None or model_name == "popular"``.
     """
@@ -76,9 +80,7 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
     ordered = by_id.reindex(idmap.item_ids.astype(str)).reset_index(drop=True)
     ordered["item_id"] = idmap.item_ids.astype(str)
     ordered[["item_id", "kind", "commercial", "owner_id", "category"]].to_parquet(out / "items.parquet")
-    circ = circles if circles is not None else pd.DataFrame(
-        {"user_id": [], "friend_id": [], "strength": [], "circle": []})
-    circ.to_parquet(out / "circles.parquet")
+    pq.write_table(circles, out / "circles.parquet")
     extra = {} if history_types is None else {"types": np.asarray(history_types, np.int64)}
     if history_types is not None and len(history_types) != len(history.indices):
         raise ValueError(f"history_types has {len(history_types)} entries, history {len(history.indices)}")

@@ -130,13 +130,15 @@ def test_time_budget_stops_early_and_still_evaluates(checkerboard):
 def test_every_model_saves_a_bundle_that_scores_like_the_model(checkerboard, tmp_path, name):
     """Regression: a model without propagation (bpr) handed out parameter views that numpy refused."""
     from guanxi.bundle import load_bundle
+    from guanxi.features.circles import circles_table
     from guanxi.training.bundle import save_bundle
     from guanxi.training.train import make_scorers
 
     result = train(checkerboard, TrainConfig(model=name, max_epochs=2, dim=8), progress=False)
     prep = result.prepared
     save_bundle(tmp_path / "b", model_name=name, config={}, idmap=prep.idmap, model=result.model,
-                items=prep.dataset.items, circles=prep.circles, history=prep.test_task.exclude,
+                items=prep.data.items_frame(), circles=circles_table(prep.data.user_ids, prep.circles),
+                history=prep.test_task.exclude,
                 popularity=prep.popularity.numpy(), metrics=result.metrics)
     bundle = load_bundle(tmp_path / "b")
     if result.model is not None:

@@ -3,14 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from guanxi.features.circles import CircleConfig, circle_codes
-from guanxi.features.coded import coded_from_dataset
-from guanxi.features.ties import tie_strength_codes
-from guanxi.training.adjacency import coded_graph
+from guanxi.features.circles import circle_weights
+from guanxi.features.coded import load_coded_world
 from guanxi.training.config import TrainConfig
 from guanxi.training.evaluate import evaluate_ranking
 from guanxi.training.model import GraphRecommender
 from guanxi.training.sampled import NeighbourSampler, RowAdam, SampledTrainer, sampled_embedding
+from guanxi.training.support import SupportRows
 from guanxi.training.train import make_scorers, prepare
 
 
@@ -56,21 +55,28 @@ def test_small_fanouts_are_unbiased(prep):
     assert draws.std(0).sum() > 0  # it did sample
 
 
-def test_coded_graph_equals_the_table_graph(prep):
-    config = TrainConfig()
-    data = coded_from_dataset(prep.dataset)
-    a, b, strength, report = tie_strength_codes(data)
-    circles = circle_codes(a, b, strength, CircleConfig(config.inner_min_strength, config.inner_max_size))
-    adjacency, pair_user, pair_item, support = coded_graph(config, data, circles, report.label)
-    np.testing.assert_array_equal(pair_user, prep.pair_user)
-    np.testing.assert_array_equal(pair_item, prep.pair_item)
-    np.testing.assert_array_equal(adjacency.crow_indices().numpy(), prep.adjacency.crow_indices().numpy())
-    np.testing.assert_array_equal(adjacency.col_indices().numpy(), prep.adjacency.col_indices().numpy())
-    np.testing.assert_allclose(adjacency.values().numpy(), prep.adjacency.values().numpy(), rtol=1e-6)
-    users = np.array([0, 3, 99, 1500])
-    np.testing.assert_allclose(support[users].toarray(), prep.support[users].toarray(), rtol=1e-6)
-    items = np.array([1, 40, 1000, 7])
-    np.testing.assert_allclose(support[users, items], np.asarray(prep.support[users, items]).ravel(), rtol=1e-6)
+def test_prepare_from_parquet_codes_equals_prepare_from_tables(prep, tiny_world_dir):
+    from_codes = prepare(load_coded_world(tiny_world_dir), TrainConfig())
+    np.testing.assert_array_equal(from_codes.pair_user, prep.pair_user)
+    np.testing.assert_array_equal(from_codes.pair_item, prep.pair_item)
+    for part in ("crow_indices", "col_indices", "values"):
+        np.testing.assert_array_equal(getattr(from_codes.adjacency, part)().numpy(),
+                                      getattr(prep.adjacency, part)().numpy())
+    assert (from_codes.support != prep.support).nnz == 0
+    rows = SupportRows(*_support_inputs(prep))          # what the per-batch rows give at scale
+    users, items = np.array([0, 3, 99, 1500]), np.array([1, 40, 1000, 7])
+    np.testing.assert_allclose(rows[users].toarray(), prep.support[users].toarray(), rtol=1e-6)
+    np.testing.assert_allclose(rows[users, items], np.asarray(prep.support[users, items]).ravel(), rtol=1e-6)
+
+
+def _support_inputs(prep):
+    import scipy.sparse as sp
+
+    c = TrainConfig()
+    user, contact, strength, inner = prep.circles
+    w = np.minimum(circle_weights(inner, strength, c.inner_weight, c.outer_weight), c.inner_weight)
+    n = prep.idmap.num_users
+    return sp.csr_matrix((w, (user, contact)), shape=(n, n)), prep.train_csr
 
 
 def _recall(model, prep) -> float:

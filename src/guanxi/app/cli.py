@@ -37,29 +37,17 @@ def _cmd_world(args: argparse.Namespace) -> int:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    from guanxi.features.world import is_world_dir
+    from guanxi.features.coded import read_truth_ties
+    from guanxi.features.datasets import load_coded
+    from guanxi.features.summary import build_features, summarize
 
     start = time.perf_counter()
-    if is_world_dir(args.data):  # codes straight from Parquet: no Python string per row
-        from guanxi.features.coded import load_coded_world, read_truth_ties
-        from guanxi.features.summary import build_coded_features, summarize_coded
-
-        print(f"reading {args.data} as codes ...", flush=True)
-        data = load_coded_world(args.data)
-        print(f"  read in {time.perf_counter() - start:.1f}s", flush=True)
-        feats = build_coded_features(data, truth_ties=read_truth_ties(args.data, data),
-                                     stage=lambda name: print(f"  {name} ...", flush=True))
-        summary = summarize_coded(data, feats, time.perf_counter() - start)
-    else:
-        import pandas as pd
-
-        from guanxi.features.datasets import load_dataset
-        from guanxi.features.summary import summarize, timed_features
-
-        dataset = load_dataset(args.data)
-        truth = Path(args.data) / "truth" / "ties.parquet"
-        feats, seconds = timed_features(dataset, pd.read_parquet(truth) if truth.is_file() else None)
-        summary = summarize(dataset, feats, seconds)
+    print(f"reading {args.data} as codes ...", flush=True)
+    data = load_coded(args.data)
+    print(f"  read in {time.perf_counter() - start:.1f}s", flush=True)
+    truth = read_truth_ties(args.data, data) if Path(args.data).is_dir() else None
+    feats = build_features(data, truth_ties=truth, stage=lambda name: print(f"  {name} ...", flush=True))
+    summary = summarize(data, feats, time.perf_counter() - start)
     _print_summary(summary)
     if args.json:
         write_json(args.json, summary)

@@ -97,7 +97,7 @@ def drift_report(champion: Recommender, prep, pending: pd.DataFrame,
     known_users = set(champion.idmap.user_ids.astype(str))
     known_items = set(champion.idmap.item_ids.astype(str))
     old_s = champion.bundle.circles["strength"].to_numpy(float) if len(champion.bundle.circles) else np.zeros(0)
-    new_s = prep.circles["strength"].to_numpy(float) if prep.circles is not None and len(prep.circles) else np.zeros(0)
+    new_s = prep.circles[2].astype(float) if prep.circles is not None else np.zeros(0)
 
     def summary(s: np.ndarray) -> dict:
         hist = np.histogram(s, TIE_BINS)[0]

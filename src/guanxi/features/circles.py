@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+
+# (user, contact, strength, inner) circle rows, each [num_rows].
+CircleRows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -30,32 +33,18 @@ class CircleConfig:
             raise ValueError(f"inner_max_size must be >= 0, got {self.inner_max_size}")
 
 
-def build_circles(strengths: pd.DataFrame, config: CircleConfig = CircleConfig()) -> pd.DataFrame:
+def build_circles(a: np.ndarray, b: np.ndarray, strength: np.ndarray,
+                  config: CircleConfig = CircleConfig()) -> CircleRows:
     """Per-user circles from undirected tie strengths.
 
     Args:
-        strengths: one row per undirected pair: ``user_id, friend_id, strength``.
+        a, b, strength: ``[num_pairs]`` undirected pairs as user codes and their strength.
         config: thresholds.
 
     Returns:
-        one row per (user, contact), both directions: ``user_id, friend_id, strength, circle``
-        with ``circle`` in {``inner``, ``outer``}, sorted by user then descending strength.
+        ``(user, contact, strength, inner)``, each ``[2 * num_pairs]``: both directions of every
+        pair, sorted by user then descending strength; ``inner`` True in the user's inner circle.
     """
-    s = strengths["strength"].to_numpy(dtype=np.float64)
-    user = np.concatenate([strengths["user_id"].to_numpy(), strengths["friend_id"].to_numpy()])
-    friend = np.concatenate([strengths["friend_id"].to_numpy(), strengths["user_id"].to_numpy()])
-    codes, _ = pd.factorize(user)
-    order, inner = rank_circles(codes, np.concatenate([s, s]), config)
-    return pd.DataFrame({"user_id": user[order], "friend_id": friend[order],
-                         "strength": np.concatenate([s, s])[order],
-                         "circle": np.where(inner, "inner", "outer").astype(object)})
-
-
-def circle_codes(a: np.ndarray, b: np.ndarray, strength: np.ndarray,
-                 config: CircleConfig = CircleConfig()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`build_circles` on user codes: undirected pairs ``a, b, strength`` ``[num_pairs]`` to
-    ``(user, contact, strength, inner)``, each ``[2 * num_pairs]``, sorted by user then
-    descending strength."""
     user = np.concatenate([a, b])
     order, inner = rank_circles(user, np.concatenate([strength, strength]), config)
     return user[order], np.concatenate([b, a])[order], np.concatenate([strength, strength])[order], inner
@@ -71,17 +60,10 @@ def rank_circles(user: np.ndarray, strength: np.ndarray, config: CircleConfig) -
     return order, (strength >= config.inner_min_strength) & (rank < config.inner_max_size)
 
 
-def circle_summary(circles: pd.DataFrame, num_users: int) -> dict[str, float]:
-    """Summary statistics: mean and median inner/outer size over all ``num_users`` users
-    (users with no contacts count as zero), and the share of users with an empty inner circle."""
-    codes, _ = pd.factorize(circles["user_id"])
-    return circle_summary_codes(codes, circles["strength"].to_numpy(dtype=np.float64),
-                                circles["circle"].to_numpy() == "inner", num_users)
-
-
-def circle_summary_codes(user: np.ndarray, strength: np.ndarray, inner: np.ndarray,
-                         num_users: int) -> dict[str, float]:
-    """:func:`circle_summary` of circle rows as codes, each ``[num_rows]``."""
+def circle_summary(user: np.ndarray, strength: np.ndarray, inner: np.ndarray, num_users: int) -> dict[str, float]:
+    """Summary statistics of circle rows ``[num_rows]``: mean and median inner/outer size over all
+    ``num_users`` users (users with no contacts count as zero), and the share of users with an
+    empty inner circle."""
     inner_all = np.bincount(user[inner], minlength=num_users)[:num_users].astype(np.float64)
     outer_all = np.bincount(user[~inner], minlength=num_users)[:num_users].astype(np.float64)
     return {
@@ -92,17 +74,24 @@ def circle_summary_codes(user: np.ndarray, strength: np.ndarray, inner: np.ndarr
     }
 
 
-def circle_weights(circles: pd.DataFrame, inner_weight: float, outer_weight: float,
+def circle_weights(inner: np.ndarray, strength: np.ndarray, inner_weight: float, outer_weight: float,
                    use_circles: bool = True) -> np.ndarray:
-    """``[num_rows]`` weight of each (user, contact) row of a circles table: ``inner_weight x
-    strength`` in the user's inner circle, ``outer_weight x strength`` in the outer one (one weight
-    for both when ``use_circles`` is off). The single definition training and serving share."""
-    return circle_weight_values(circles["circle"].to_numpy() == "inner", circles["strength"].to_numpy(),
-                                inner_weight, outer_weight, use_circles)
-
-
-def circle_weight_values(inner: np.ndarray, strength: np.ndarray, inner_weight: float, outer_weight: float,
-                         use_circles: bool = True) -> np.ndarray:
-    """:func:`circle_weights` from arrays: ``inner`` and ``strength`` ``[num_rows]``."""
+    """``[num_rows]`` weight of each (user, contact) circle row: ``inner_weight x strength`` in the
+    user's inner circle, ``outer_weight x strength`` in the outer one (one weight for both when
+    ``use_circles`` is off). The single definition training and serving share."""
     scale = np.where(inner | (not use_circles), inner_weight, outer_weight)
     return (scale * strength).astype(np.float32)
+
+
+def circles_table(user_ids: pa.Array, circles: CircleRows | None) -> pa.Table:
+    """Circle rows as the table a bundle stores (``user_id, friend_id, strength, circle``, ids as
+    strings, ``circle`` ``inner``/``outer``), taken from the ``[U]`` ids without a Python object
+    per row; empty when ``circles`` is None."""
+    if circles is None:
+        circles = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool))
+    user, contact, strength, inner = circles
+    names = pa.DictionaryArray.from_arrays(pa.array((~inner).astype(np.int8)), pa.array(["inner", "outer"]))
+    return pa.table({"user_id": user_ids.take(pa.array(user)).cast(pa.string()),
+                     "friend_id": user_ids.take(pa.array(contact)).cast(pa.string()),
+                     "strength": pa.array(np.asarray(strength, np.float64)),
+                     "circle": names.cast(pa.string())})

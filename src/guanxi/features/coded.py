@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from guanxi.features.ids import IdCounts
+from guanxi.features.ids import IdCounts, IdMap
 from guanxi.features.schema import ITEM_EVENT_TYPES, ITEM_KINDS, PAIR_EVENT_TYPES, Dataset, SchemaError
 
 
@@ -36,6 +36,16 @@ class CodedEvents:
     def __len__(self) -> int:
         return len(self.user)
 
+    def take(self, rows: np.ndarray) -> "CodedEvents":
+        """The events at ``rows`` (a ``[E]`` mask or an index array), in order."""
+        return CodedEvents(self.user[rows], self.item[rows], self.type[rows], self.ts[rows])
+
+    @staticmethod
+    def concat(parts: list["CodedEvents"]) -> "CodedEvents":
+        """The events of ``parts`` one after another."""
+        return CodedEvents(*(np.concatenate([getattr(p, f) for p in parts])
+                             for f in ("user", "item", "type", "ts")))
+
 
 @dataclass(frozen=True)
 class CodedDataset(IdCounts):
@@ -45,7 +55,8 @@ class CodedDataset(IdCounts):
         name: the dataset's name.
         user_ids, item_ids: ``[U]`` and ``[I]`` ids (Arrow strings) in code order.
         item_kind: ``[I]`` index into ``ITEM_KINDS``; commercial: ``[I]`` bool;
-            owner: ``[I]`` item code of the publishing account or -1.
+            owner: ``[I]`` item code of the publishing account or -1; category: ``[I]`` Arrow
+            strings (nullable).
         tie_user, tie_friend: ``[T]`` ties as listed (directed as given).
         pair_user, pair_friend, pair_type, pair_ts: ``[P]`` pair events (type index into
             ``PAIR_EVENT_TYPES``, ts float seconds, NaN when untimed).
@@ -67,6 +78,18 @@ class CodedDataset(IdCounts):
     train: CodedEvents
     valid: CodedEvents
     test: CodedEvents
+    category: pa.Array | None = None
+
+    def items_frame(self) -> pd.DataFrame:
+        """The items table (``item_id, kind, commercial, owner_id, category``) in code order: the
+        catalogue at the edge, for the bundle."""
+        ids = self.item_ids.to_numpy(zero_copy_only=False).astype(object)
+        owner = np.where(self.owner >= 0, ids[np.maximum(self.owner, 0)], None)
+        category = [None] * self.num_items if self.category is None else \
+            self.category.to_numpy(zero_copy_only=False).astype(object)
+        return pd.DataFrame({"item_id": ids, "kind": np.asarray(ITEM_KINDS, dtype=object)[self.item_kind],
+                             "commercial": self.commercial.astype(bool), "owner_id": owner,
+                             "category": category})
 
 
 def _closed(values: pd.Series | np.ndarray, allowed: tuple[str, ...], source: str, field: str,
@@ -78,6 +101,14 @@ def _closed(values: pd.Series | np.ndarray, allowed: tuple[str, ...], source: st
         raise SchemaError(source, first_line + row, field,
                           f"unknown value {np.asarray(values, dtype=object)[row]!r}; expected one of {list(allowed)}")
     return codes.astype(np.int8)
+
+
+def code_events(events: pd.DataFrame, idmap: IdMap) -> CodedEvents:
+    """An events table as codes against ``idmap`` (-1 for an unknown id or event type)."""
+    return CodedEvents(idmap.user_index(events["user_id"]).astype(np.int32),
+                       idmap.item_index(events["item_id"]).astype(np.int32),
+                       pd.Index(ITEM_EVENT_TYPES).get_indexer(events["type"].astype(str)).astype(np.int8),
+                       events["ts"].to_numpy(dtype=np.float64, na_value=np.nan))
 
 
 def coded_from_dataset(dataset: Dataset) -> CodedDataset:
@@ -105,7 +136,9 @@ def coded_from_dataset(dataset: Dataset) -> CodedDataset:
         users.get_indexer(pe["friend_id"].astype(str)).astype(np.int32),
         _closed(pe["type"], PAIR_EVENT_TYPES, "pair_events", "type", 0),
         pe["ts"].to_numpy(dtype=np.float64, na_value=np.nan),
-        events(dataset.train), events(dataset.valid), events(dataset.test))
+        events(dataset.train), events(dataset.valid), events(dataset.test),
+        pa.array(dataset.items["category"].astype(object).where(dataset.items["category"].notna(), None)
+                 .to_numpy(dtype=object), pa.string()))
 
 
 class _Codebook:
@@ -181,7 +214,7 @@ def load_coded_world(path: str | Path) -> CodedDataset:
     root = Path(path)
     meta = json.loads((root / "world.json").read_text())
     users = _Codebook(_read(root / "users.parquet", ["user_id"]).column("user_id").cast(pa.string()).combine_chunks(), "user")
-    items_t = _read(root / "items.parquet", ["item_id", "kind", "commercial", "owner_id"])
+    items_t = _read(root / "items.parquet", ["item_id", "kind", "commercial", "owner_id", "category"])
     item_ids = items_t.column("item_id").cast(pa.string()).combine_chunks()
     items = _Codebook(item_ids, "item")
     src = str(root / "items.parquet")
@@ -207,7 +240,8 @@ def load_coded_world(path: str | Path) -> CodedDataset:
         items_t.column("commercial").to_numpy().astype(bool), owner, tie_user, tie_friend,
         users.codes(pe.column("user_id"), src, "user_id"), users.codes(pe.column("friend_id"), src, "friend_id"),
         _closed_column(pe.column("type"), PAIR_EVENT_TYPES, src, "type"), _ts(pe.column("ts")),
-        splits["train"], splits["valid"], splits["test"])
+        splits["train"], splits["valid"], splits["test"],
+        items_t.column("category").cast(pa.string()).combine_chunks())
 
 
 def read_truth_ties(root: str | Path, data: CodedDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

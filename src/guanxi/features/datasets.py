@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from guanxi.features.load_split import is_split_dir, load_split_dir, write_split
 from guanxi.features.schema import Dataset, Origin, SchemaError, validate_events, validate_items, validate_ties
 from guanxi.features.split import split_per_user
 from guanxi.features.world import is_world_dir
+
+if TYPE_CHECKING:
+    from guanxi.features.coded import CodedDataset
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,16 @@ def load_dataset(spec: str | Path) -> Dataset:
                           "neither a world directory (world.json) nor a split directory "
                           "(train.tsv, test.tsv, social.tsv)")
     raise ValueError(f"--data {name!r}: no such directory, and not a named set {list(RAW_SETS)}")
+
+
+def load_coded(spec: str | Path) -> "CodedDataset":
+    """:func:`load_dataset` as codes: a world directory is read straight from its Parquet files (no
+    Python string per row, what a million users need); anything else is loaded, then coded."""
+    from guanxi.features.coded import coded_from_dataset, load_coded_world
+
+    if is_world_dir(Path(spec)):
+        return load_coded_world(spec)
+    return coded_from_dataset(load_dataset(spec))
 
 
 def load_world_dir(path: str | Path) -> Dataset:

@@ -1,52 +1,63 @@
 """Per-user random splits: the 80/20 split of raw sets and the validation split carved from train."""
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from guanxi.features.schema import Dataset, Tables, empty_events
 
+if TYPE_CHECKING:
+    from guanxi.features.coded import CodedDataset
+
 SPLIT_SEED = 2024
 TEST_FRACTION = 0.2
 
 
-def per_user_holdout(events: pd.DataFrame, fraction: float, seed: int, max_per_user: int = 0) -> np.ndarray:
+def per_user_holdout(user: np.ndarray, item: np.ndarray, fraction: float, seed: int,
+                     max_per_user: int = 0) -> np.ndarray:
     """Choose, per user, ``round(fraction * n_u)`` of the user's distinct items at random.
 
     Args:
-        events: events table; several events on one (user, item) pair move together.
+        user, item: ``[E]`` integer codes of each event's user and item (>= 0); several events on
+            one (user, item) pair move together.
         fraction: share held out per user, in (0, 1).
-        seed: seed of the generator (the same seed gives the same split on any machine).
+        seed: seed of the generator. The draw depends only on the order in which pairs first
+            appear, so the same events give the same split on any machine.
         max_per_user: at most this many items per user (0 = no cap).
 
     Returns:
-        boolean mask ``[len(events)]``, True for held-out rows.
+        boolean mask ``[E]``, True for held-out rows.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    if len(events) == 0:
+    if len(user) == 0:
         return np.zeros(0, dtype=bool)
-    pair_codes, pairs = pd.factorize(events["user_id"].astype(str) + "\x1f" + events["item_id"].astype(str))
-    first = np.unique(pair_codes, return_index=True)[1]
-    pair_user = pd.factorize(events["user_id"].to_numpy()[first])[0]
-    rng = np.random.default_rng(seed)
-    key = rng.random(len(first))
-    order = np.lexsort((key, pair_user))
-    sorted_user = pair_user[order]
-    counts = np.bincount(pair_user)
+    width = int(item.max()) + 1
+    key, first, pair_of_row = np.unique(user.astype(np.int64) * width + item, return_index=True,
+                                        return_inverse=True)
+    pair_user = key // width
+    draw = np.empty(len(key))
+    draw[np.argsort(first, kind="stable")] = np.random.default_rng(seed).random(len(key))  # in order of appearance
+    order = np.lexsort((draw, pair_user))
+    group = np.unique(pair_user, return_inverse=True)[1]
+    counts = np.bincount(group)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.arange(len(order)) - starts[sorted_user]
+    rank = np.arange(len(order)) - starts[group[order]]
     n_out = _held_counts(counts, fraction, max_per_user)
-    held_pair = np.zeros(len(first), dtype=bool)
-    held_pair[order] = rank < n_out[sorted_user]
-    return held_pair[pair_codes]
+    held_pair = np.zeros(len(key), dtype=bool)
+    held_pair[order] = rank < n_out[group[order]]
+    return held_pair[pair_of_row.ravel()]
 
 
 def split_per_user(tables: Tables, name: str, seed: int = SPLIT_SEED,
                    test_fraction: float = TEST_FRACTION) -> Dataset:
     """The protocol's split of a raw set: per user, 80/20 of distinct items, fixed seed."""
-    test_mask = per_user_holdout(tables.events, test_fraction, seed)
     events = tables.events.reset_index(drop=True)
+    test_mask = per_user_holdout(pd.factorize(events["user_id"].astype(str))[0],
+                                 pd.factorize(events["item_id"].astype(str))[0], test_fraction, seed)
     return Dataset(name, tables.users, tables.items, tables.ties, tables.pair_events,
                    events[~test_mask].reset_index(drop=True), empty_events(),
                    events[test_mask].reset_index(drop=True))
@@ -60,33 +71,31 @@ def _held_counts(counts: np.ndarray, fraction: float, max_per_user: int) -> np.n
     return np.minimum(n_out, max_per_user) if max_per_user else n_out
 
 
-def carve_validation(dataset: Dataset, fraction: float, seed: int, max_per_user: int = 0) -> Dataset:
-    """Return ``dataset`` with a validation split carved from train when it has none.
+def carve_validation(data: "CodedDataset", fraction: float, seed: int, max_per_user: int = 0) -> "CodedDataset":
+    """Return ``data`` with a validation split carved from train when it has none.
 
     Timestamped training data is carved by time (each user's newest ``fraction`` of items), so
     validation imitates a temporal test; otherwise at random per user. ``max_per_user`` (> 0)
     caps the items carved from any one user. The test split is never touched.
     """
-    if len(dataset.valid) > 0:
-        return dataset
-    train = dataset.train.reset_index(drop=True)
-    if train["ts"].notna().all() and len(train) > 0:
-        mask = _newest_per_user(train, fraction, max_per_user)
+    if len(data.valid) > 0:
+        return data
+    train = data.train
+    if len(train) > 0 and not np.isnan(train.ts).any():
+        mask = _newest_per_user(train.user, train.ts, fraction, max_per_user)
     else:
-        mask = per_user_holdout(train, fraction, seed, max_per_user)
-    return Dataset(dataset.name, dataset.users, dataset.items, dataset.ties, dataset.pair_events,
-                   train[~mask].reset_index(drop=True), train[mask].reset_index(drop=True),
-                   dataset.test)
+        mask = per_user_holdout(train.user, train.item, fraction, seed, max_per_user)
+    return replace(data, train=train.take(~mask), valid=train.take(mask))
 
 
-def _newest_per_user(events: pd.DataFrame, fraction: float, max_per_user: int = 0) -> np.ndarray:
-    user = pd.factorize(events["user_id"].to_numpy())[0]
-    ts = events["ts"].to_numpy(dtype=np.int64)
-    order = np.lexsort((-ts, user))
-    counts = np.bincount(user)
+def _newest_per_user(user: np.ndarray, ts: np.ndarray, fraction: float, max_per_user: int = 0) -> np.ndarray:
+    """``[E]`` mask of each user's newest ``fraction`` of events (ties in row order)."""
+    group = np.unique(user, return_inverse=True)[1].ravel()
+    order = np.lexsort((-ts.astype(np.int64), group))
+    counts = np.bincount(group)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.arange(len(order)) - starts[user[order]]
+    rank = np.arange(len(order)) - starts[group[order]]
     n_out = _held_counts(counts, fraction, max_per_user)
-    mask = np.zeros(len(events), dtype=bool)
-    mask[order] = rank < n_out[user[order]]
+    mask = np.zeros(len(user), dtype=bool)
+    mask[order] = rank < n_out[group[order]]
     return mask

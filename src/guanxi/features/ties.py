@@ -16,7 +16,7 @@ served downstream is the model's probability: on features from the whole history
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +26,7 @@ from scipy.stats import rankdata
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
-from guanxi.features.schema import Dataset, PAIR_EVENT_TYPES
+from guanxi.features.schema import PAIR_EVENT_TYPES
 from guanxi.features.split import per_user_holdout
 
 if TYPE_CHECKING:
@@ -63,19 +63,6 @@ class TieStrengthReport:
     heuristic: str
     heuristic_auc: float
     spearman_truth: float | None = None
-
-
-def undirected_pairs(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Index]:
-    """Unique undirected contact pairs.
-
-    Returns:
-        ``a`` and ``b`` user indices ``[num_pairs]`` with ``a < b``; ``both`` ``[num_pairs]``, True
-        when the tie is listed in both directions; and the user index (position -> user_id).
-    """
-    index = pd.Index(dataset.users["user_id"].astype(str))
-    u = index.get_indexer(dataset.ties["user_id"].astype(str))
-    v = index.get_indexer(dataset.ties["friend_id"].astype(str))
-    return (*undirected_pair_codes(u, v, len(index)), index)
 
 
 def undirected_pair_codes(u: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -165,29 +152,7 @@ def pair_features(a: np.ndarray, b: np.ndarray, both: np.ndarray, num_users: int
     return pd.DataFrame(f)
 
 
-def estimate_tie_strength(dataset: Dataset, config: TieStrengthConfig = TieStrengthConfig(),
-                          truth: pd.DataFrame | None = None) -> tuple[pd.DataFrame, TieStrengthReport]:
-    """Fit the tie-strength model on ``dataset`` and score every contact pair.
-
-    Only training events are used (never valid or test).
-
-    Returns:
-        a table ``user_id, friend_id, strength`` with one row per undirected pair
-        (``user_id`` sorts before ``friend_id`` by user index), and the report.
-    """
-    from guanxi.features.coded import coded_from_dataset
-
-    coded = coded_from_dataset(dataset)
-    a, b, strength, report = tie_strength_codes(coded, config)
-    users = coded.user_ids.to_numpy(zero_copy_only=False).astype(object)
-    out = pd.DataFrame({"user_id": users[a], "friend_id": users[b], "strength": strength})
-    if truth is not None and len(a):
-        report = replace(report, spearman_truth=spearman_with_truth(out, truth))
-    logger.info("tie strength: %s", report)
-    return out, report
-
-
-def tie_strength_codes(data: "CodedDataset", config: TieStrengthConfig = TieStrengthConfig()
+def estimate_tie_strength(data: "CodedDataset", config: TieStrengthConfig = TieStrengthConfig()
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, TieStrengthReport]:
     """Fit the tie-strength model on a coded dataset's training events and score every pair.
 
@@ -218,7 +183,7 @@ def tie_strength_codes(data: "CodedDataset", config: TieStrengthConfig = TieStre
                              (hi - lo) / 86_400.0)
     else:
         label_kind = "co_engagement"
-        half_b = per_user_holdout(pd.DataFrame({"user_id": ev_user, "item_id": ev_item}), 0.5, config.seed)
+        half_b = per_user_holdout(ev_user, ev_item, 0.5, config.seed)
         feats = pair_features(a, b, both, n_users, ev_user[~half_b], ev_item[~half_b], n_items,
                               None, None, None, None, 1.0)
         held = _binary(ev_user[half_b], ev_item[half_b], (n_users, n_items))
@@ -252,23 +217,14 @@ def tie_strength_codes(data: "CodedDataset", config: TieStrengthConfig = TieStre
     for s in range(0, len(a), 1_000_000):  # bounded memory for the float64 copy
         strength[s:s + 1_000_000] = model.predict_proba(full.iloc[s:s + 1_000_000].to_numpy(np.float64))[:, 1]
     report = TieStrengthReport(label_kind, len(a), float(label.mean()), auc, best_name, best_auc, None)
+    logger.info("tie strength: %s", report)
     return a, b, strength, report
 
 
-def spearman_with_truth(strengths: pd.DataFrame, truth: pd.DataFrame) -> float:
-    """Spearman rank correlation between estimated and true strength over shared pairs."""
-    def key(df: pd.DataFrame) -> pd.Series:
-        u, f = df["user_id"].astype(str), df["friend_id"].astype(str)
-        return pd.Series(np.where(u < f, u + "|" + f, f + "|" + u))
-    est = pd.Series(strengths["strength"].to_numpy(), index=key(strengths))
-    tru = pd.Series(truth["strength"].to_numpy(), index=key(truth))
-    joined = pd.concat([est.rename("est"), tru.rename("true")], axis=1, join="inner")
-    return float(joined["est"].rank().corr(joined["true"].rank()))
-
-
-def spearman_codes(a: np.ndarray, b: np.ndarray, strength: np.ndarray, truth_a: np.ndarray,
+def spearman_with_truth(a: np.ndarray, b: np.ndarray, strength: np.ndarray, truth_a: np.ndarray,
                    truth_b: np.ndarray, truth_strength: np.ndarray, num_users: int) -> float:
-    """:func:`spearman_with_truth` on user codes: pairs ``[n]`` against true pairs ``[m]``."""
+    """Spearman rank correlation between estimated and true strength over the pairs both hold:
+    estimated pairs ``a, b, strength`` ``[n]`` against true pairs ``[m]``, as user codes."""
     def key(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.minimum(x, y).astype(np.int64) * num_users + np.maximum(x, y)
     _, est_at, true_at = np.intersect1d(key(a, b), key(truth_a, truth_b), return_indices=True)

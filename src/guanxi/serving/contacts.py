@@ -29,7 +29,8 @@ class Contacts:
         if len(circles):
             u = idmap.user_index(circles["user_id"])
             v = idmap.user_index(circles["friend_id"])
-            w = circle_weights(circles, inner_w, outer_w, use_circles)
+            w = circle_weights(circles["circle"].to_numpy() == "inner", circles["strength"].to_numpy(),
+                               inner_w, outer_w, use_circles)
             ok = (u >= 0) & (v >= 0)
             order = np.argsort(u[ok], kind="stable")
             self.user = v[ok][order]

@@ -2,18 +2,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import scipy.sparse as sp
 import torch
 
 from guanxi.bundle import write_bundle
+from guanxi.features.coded import CodedEvents, code_events
+from guanxi.features.graph import event_pairs
 from guanxi.features.ids import IdMap
+
+if TYPE_CHECKING:
+    from guanxi.training.train import Prepared
 
 
 def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
-                model: torch.nn.Module | None, items: pd.DataFrame, circles: pd.DataFrame | None,
+                model: torch.nn.Module | None, items: pd.DataFrame, circles: pa.Table,
                 history: sp.csr_matrix, popularity: np.ndarray, metrics: dict,
                 history_types: np.ndarray | None = None) -> Path:
     """Write ``model``'s serving vectors (``GraphRecommender.serving_vectors``), its weights
@@ -35,3 +42,15 @@ def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
     if model is not None:
         torch.save(model.state_dict(), out / "state_dict.pt")
     return out
+
+
+def known_history(prep: "Prepared", extra_events: pd.DataFrame | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Every interaction known before the test split, which serving must not recommend back: the
+    ``[U, I]`` CSR of train + valid (+ ``extra_events``, e.g. a retrain's holdout) pairs, and
+    ``[nnz]`` the event types seen on each pair as bit masks, aligned with its indices."""
+    parts = [prep.data.train, prep.data.valid]
+    if extra_events is not None and len(extra_events):
+        parts.append(code_events(extra_events, prep.idmap))
+    u, i, bits = event_pairs(CodedEvents.concat(parts), prep.idmap.num_items)
+    history = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=(prep.idmap.num_users, prep.idmap.num_items))
+    return history, bits

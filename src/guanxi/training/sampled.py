@@ -263,32 +263,3 @@ class SampledTrainer:
             neg = torch.randint(0, self.model.num_items, (n_neg,), generator=generator)
             stats.append(self.step(users[idx], items[idx], neg))
         return stats
-
-
-class SupportRows:
-    """Social support computed per batch instead of stored: rows of ``log1p(weights @ known)``.
-
-    At a million users the ``[U, I]`` support matrix would hold hundreds of millions of entries;
-    this computes only the rows a batch asks for. Indexes like a SciPy CSR matrix the way
-    :class:`GraphRecommender` uses its ``support``: ``s[rows]`` and ``s[rows, cols]``.
-
-    Args:
-        weights: ``[U, U]`` CSR of circle weights ``w_uv``.
-        known: ``[U, I]`` CSR of training engagement.
-    """
-
-    def __init__(self, weights: sp.csr_matrix, known: sp.csr_matrix) -> None:
-        self.weights = weights
-        self.known = known
-        self.shape = (weights.shape[0], known.shape[1])
-
-    def _rows(self, rows: np.ndarray) -> sp.csr_matrix:
-        out = (self.weights[rows] @ self.known).tocsr()
-        out.data = np.log1p(out.data).astype(np.float32)
-        return out
-
-    def __getitem__(self, key):
-        if isinstance(key, tuple):
-            rows, cols = key
-            return np.asarray(self._rows(np.asarray(rows))[np.arange(len(rows)), np.asarray(cols)]).ravel()
-        return self._rows(np.asarray(key))

@@ -18,12 +18,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
 
-from guanxi.features.graph import pair_types  # noqa: E402
+from guanxi.features.circles import circles_table  # noqa: E402
 from guanxi.features.json_file import write_json  # noqa: E402
-
-from guanxi.training.bundle import save_bundle  # noqa: E402
+from guanxi.training.bundle import known_history, save_bundle  # noqa: E402
 from guanxi.training.config import TrainConfig  # noqa: E402
 from guanxi.training.metrics import metric_keys  # noqa: E402
 from guanxi.registry import log_bundle_model, register_candidate  # noqa: E402
@@ -90,12 +88,10 @@ def write_bundle(out: Path, result: TrainResult, config: TrainConfig,
     test split (train + valid, plus ``extra_events``, e.g. a retrain's holdout, which serving must
     not recommend back), with the event types seen on each pair."""
     prep = result.prepared
-    known = [prep.dataset.train, prep.dataset.valid] + ([extra_events] if extra_events is not None else [])
-    u, i, bits = pair_types(pd.concat(known, ignore_index=True), prep.idmap)
-    history = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)),
-                            shape=(prep.idmap.num_users, prep.idmap.num_items))
+    history, bits = known_history(prep, extra_events)
     return save_bundle(out, model_name=config.model, config=config.to_dict(), idmap=prep.idmap,
-                       model=result.model, items=prep.dataset.items, circles=prep.circles, history=history,
+                       model=result.model, items=prep.data.items_frame(),
+                       circles=circles_table(prep.data.user_ids, prep.circles), history=history,
                        popularity=prep.popularity.numpy(), metrics=result.metrics, history_types=bits)
 
 
@@ -112,7 +108,7 @@ def log_training(result: TrainResult, config: TrainConfig, experiment: str,
     prep = result.prepared
     with mlflow.start_run() as run:
         mlflow.log_params({**config.to_dict(), "data": data_spec})
-        mlflow.set_tags({"model": config.model, "dataset": prep.dataset.name, "stopped": result.stopped,
+        mlflow.set_tags({"model": config.model, "dataset": prep.data.name, "stopped": result.stopped,
                          **(tags or {})})
         for row in result.history:
             mlflow.log_metrics({k: float(v) for k, v in row.items() if k not in ("epoch",)},

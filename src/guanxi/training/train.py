@@ -14,36 +14,45 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from guanxi.features.circles import CircleConfig, build_circles
-from guanxi.features.graph import interaction_pairs
+from torch_geometric.data import HeteroData
+
+from guanxi.features.circles import CircleConfig, CircleRows, build_circles
+from guanxi.features.coded import CodedDataset, CodedEvents, coded_from_dataset
+from guanxi.features.graph import build_graph, event_pairs
 from guanxi.features.ids import IdMap
-from guanxi.features.schema import Dataset
+from guanxi.features.schema import ITEM_KINDS, Dataset
 from guanxi.features.split import carve_validation
 from guanxi.features.ties import TieStrengthReport, estimate_tie_strength
-from guanxi.training.adjacency import (
-    build_adjacency, circle_scores, interaction_weights, owner_edges, popularity_scores, social_edges,
-    support_matrix,
-)
+from guanxi.training.adjacency import circle_scores, model_graph, popularity_scores
 from guanxi.training import distributed
 from guanxi.training.config import ITEM_MODELS, TrainConfig
 from guanxi.training.evaluate import RankingTask, ScoreFn, evaluate_ranking
 from guanxi.training.model import GraphRecommender
 from guanxi.training.sampled import SampledTrainer
+from guanxi.training.support import SupportRows
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Prepared:
-    """A dataset turned into indices, graphs and evaluation tasks for one config."""
+    """A dataset turned into codes, the typed graph, the model's edges and evaluation tasks for one
+    config.
 
-    dataset: Dataset
+    Args:
+        data: the dataset as codes, validation carved.
+        graph: the typed graph of its training events (:func:`guanxi.features.graph.build_graph`).
+        circles: circle rows (guanxi with ties), else None.
+        item_kind: ``[I]`` kind name of every item.
+    """
+
+    data: CodedDataset
     idmap: IdMap
+    graph: HeteroData
     pair_user: np.ndarray
     pair_item: np.ndarray
     train_csr: sp.csr_matrix
@@ -53,9 +62,8 @@ class Prepared:
     test_task: RankingTask
     item_kind: np.ndarray
     popularity: torch.Tensor
-    strengths: pd.DataFrame | None
-    circles: pd.DataFrame | None
-    support: sp.csr_matrix | None
+    circles: CircleRows | None
+    support: sp.csr_matrix | SupportRows | None
     tie_report: TieStrengthReport | None
     seconds: float
 
@@ -80,9 +88,9 @@ class TrainResult:
         return 0.0
 
 
-def _task(idmap: IdMap, events: pd.DataFrame, exclude: sp.csr_matrix, train_count: np.ndarray,
+def _task(idmap: IdMap, events: CodedEvents, exclude: sp.csr_matrix, train_count: np.ndarray,
           item_kind: np.ndarray) -> RankingTask:
-    u, i = interaction_pairs(events, idmap)
+    u, i, _ = event_pairs(events, idmap.num_items)
     return RankingTask(idmap.num_items, exclude, train_count, u, i, item_kind)
 
 
@@ -92,43 +100,33 @@ def _csr(u: np.ndarray, i: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     return m
 
 
-def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
-    """Carve validation, estimate tie strength and circles on training events, build graphs."""
+def prepare(dataset: Dataset | CodedDataset, config: TrainConfig) -> Prepared:
+    """Code the dataset, carve validation, estimate tie strength and circles on training events
+    (guanxi), build the typed graph once and take the model's edges from it."""
     start = time.perf_counter()
-    ds = carve_validation(dataset, config.valid_fraction, config.seed, config.valid_max_per_user)
-    idmap = IdMap.from_dataset(ds)
-    kinds = ds.items.set_index(ds.items["item_id"].astype(str))["kind"]
-    item_kind = kinds.reindex(idmap.item_ids.astype(str)).to_numpy().astype(str)
-    pu, pi = interaction_pairs(ds.train, idmap)
+    data = dataset if isinstance(dataset, CodedDataset) else coded_from_dataset(dataset)
+    data = carve_validation(data, config.valid_fraction, config.seed, config.valid_max_per_user)
+    idmap = IdMap(data.user_ids.to_numpy(zero_copy_only=False), data.item_ids.to_numpy(zero_copy_only=False))
+    item_kind = np.asarray(ITEM_KINDS)[data.item_kind]
+    circles = report = None
+    if config.model == "guanxi" and len(data.tie_user):
+        a, b, strength, report = estimate_tie_strength(data)
+        circles = build_circles(a, b, strength, CircleConfig(config.inner_min_strength, config.inner_max_size))
+    graph = build_graph(data, circles)
+    edges = model_graph(config, graph, report.label if report is not None else None)
+    pu, pi = edges.pair_user, edges.pair_item
     shape = (idmap.num_users, idmap.num_items)
     train_csr = _csr(pu, pi, shape)
-    vu, vi = interaction_pairs(ds.valid, idmap)
+    vu, vi, _ = event_pairs(data.valid, idmap.num_items)
     known_csr = _csr(np.concatenate([pu, vu]), np.concatenate([pi, vi]), shape)
     train_count = np.diff(train_csr.indptr)
     known_count = np.diff(known_csr.indptr)
-
-    strengths = circles = report = None
-    if config.model in ("guanxi",) and len(ds.ties):
-        strengths, report = estimate_tie_strength(ds)
-        circles = build_circles(strengths, CircleConfig(config.inner_min_strength, config.inner_max_size))
-    social = social_edges(config, idmap, ds.ties, circles)
-    if config.model == "guanxi" and not config.use_social:
-        fallback_social = social_edges(TrainConfig(model="lightgcn-s"), idmap, ds.ties, None)
-    else:
-        fallback_social = social
-    social_csr = sp.csr_matrix((fallback_social[2], (fallback_social[0], fallback_social[1])),
-                               shape=(idmap.num_users, idmap.num_users))
-    weights = interaction_weights(config, ds.train, idmap, pu, pi)
-    adjacency = build_adjacency(config, idmap, pu, pi, weights, social, owner_edges(config, ds.items, idmap))
     return Prepared(
-        ds, idmap, pu, pi, train_csr, social_csr, adjacency,
-        valid_task=_task(idmap, ds.valid, train_csr, train_count, item_kind),
-        test_task=_task(idmap, ds.test, known_csr, known_count, item_kind),
-        item_kind=item_kind, popularity=popularity_scores(train_csr), strengths=strengths,
-        circles=circles,
-        support=support_matrix(config, idmap, ds.ties, circles, train_csr,
-                               report.label if report is not None else None),
-        tie_report=report, seconds=time.perf_counter() - start)
+        data, idmap, graph, pu, pi, train_csr, edges.social, edges.adjacency,
+        valid_task=_task(idmap, data.valid, train_csr, train_count, item_kind),
+        test_task=_task(idmap, data.test, known_csr, known_count, item_kind),
+        item_kind=item_kind, popularity=popularity_scores(train_csr), circles=circles,
+        support=edges.support, tie_report=report, seconds=time.perf_counter() - start)
 
 
 def _descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
@@ -184,7 +182,7 @@ def make_scorers(model: GraphRecommender | None, prep: Prepared, social: bool
     return score, fallback
 
 
-def train(dataset: Dataset, config: TrainConfig, progress: bool = True,
+def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool = True,
           on_epoch: Callable[[dict], None] | None = None,
           warm_start: Callable[[torch.nn.Module, IdMap], int] | None = None,
           monitor: Callable[[ScoreFn, ScoreFn, Prepared], dict] | None = None) -> TrainResult:
