@@ -3,16 +3,18 @@
     .venv/bin/python experiments/bench_memory.py [--users 20000 1000000] [--requests 300]
 
 For each size: the synthetic world (``guanxi world``, cached in .worlds/), a hand-made bundle of it
-(``tests/handmade.py``: the world's circles, histories and popularity as training prepares them,
+(``tests/handmade.py``: the world read as codes, its circles, histories and popularity as training prepares them,
 seeded random 64-d vectors in place of learnt ones: memory does not depend on what the vectors
 learnt), then a real ``bentoml serve`` of that bundle with one worker and the defaults. Reported:
 seconds from launch to ``/readyz``, the worker's RSS once ready and after ``--requests`` requests
-for random known users (k = 20), and their p50 latency. Writes experiments/results/bench_memory.json.
+for random known users (k = 20), and their p50 latency; and the peak RSS of building the bundle
+(this process's high-water mark, when it was built in this run). Writes experiments/results/bench_memory.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,8 +48,10 @@ def measure(users: int, requests: int) -> dict:
                         "--seed", "0", "--out", str(world)], check=True)
     bundle = BENCH / f"memory-{users}" / "bundle"
     t = time.perf_counter()
+    build_peak = None
     if not (bundle / "bundle.json").is_file():
         handmade_bundle(world, bundle, 64, svd=False)
+        build_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # this process's high-water mark
     bundle_s = time.perf_counter() - t
     env = server_env(model_uri=str(bundle), events_db=str(BENCH / f"memory-{users}" / "events.db"),
                      workers=1, poll_seconds=0)
@@ -74,7 +78,7 @@ def measure(users: int, requests: int) -> dict:
         stop_server(proc)
     size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file()) / 2**20
     return {"users": users, "items": int(pd.read_parquet(world / "items.parquet", columns=["item_id"]).shape[0]),
-            "bundle_mb": size, "bundle_build_s": bundle_s, "ready_s": ready_s, "worker_rss_ready_mb": rss_ready,
+            "bundle_mb": size, "bundle_build_s": bundle_s, "bundle_build_peak_rss_mb": build_peak, "ready_s": ready_s, "worker_rss_ready_mb": rss_ready,
             "worker_rss_after_mb": rss_after, "requests": requests, "p50_ms": statistics.median(times)}
 
 

@@ -83,6 +83,15 @@ def circle_weights(inner: np.ndarray, strength: np.ndarray, inner_weight: float,
     return (scale * strength).astype(np.float32)
 
 
+def circle_share(support: np.ndarray) -> np.ndarray:
+    """The cold-start blend's social part, the one definition training and serving share: what a
+    user's contacts engaged with, ``support`` ``[..., m]`` (``sum_v w_uv [v engaged with i]``),
+    scaled to [0, 1] along its last axis. It is added to popularity in [0, 1], so contacts' items
+    lead but a popular item is not drowned by one weak contact's obscure one (on the planted world,
+    contacts' items alone did worse than popularity alone for new users)."""
+    return support / np.maximum(support.max(axis=-1, keepdims=True), 1e-6)
+
+
 def circles_table(user_ids: pa.Array, circles: CircleRows | None) -> pa.Table:
     """Circle rows as the table a bundle stores (``user_id, friend_id, strength, circle``, ids as
     strings, ``circle`` ``inner``/``outer``), taken from the ``[U]`` ids without a Python object

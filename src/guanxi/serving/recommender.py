@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from guanxi.features.circles import circle_share
 from guanxi.serving.candidate_table import load_or_build, row_suffices
 from guanxi.serving.contact_facts import ContactFacts
 from guanxi.serving.contact_facts import load_or_build as load_facts
@@ -282,9 +283,8 @@ class Recommender:
             if self.support_weight:
                 scores[entries[0]] += np.float32(self.support_weight) * np.log1p(support).astype(np.float32)
             return scored
-        if support.max() > 0:
-            # Same blend as guanxi.training.adjacency.circle_scores.
-            scores[entries[0]] += (support / support.max()).astype(np.float32)
+        if support.max() > 0:        # the cold-start blend: popularity + circle_share
+            scores[entries[0]] += circle_share(support).astype(np.float32)
             return Scored(scores, "circle", consumed, contacts, weight, strength, inner, *entries,
                           consumed_types=types)
         return scored

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 from torch_geometric.data import HeteroData
 
-from guanxi.features.circles import circle_weights
+from guanxi.features.circles import circle_share, circle_weights
 from guanxi.features.graph import SOCIAL_RELATIONS
 from guanxi.features.schema import ITEM_EVENT_TYPES
 from guanxi.training.config import TrainConfig
@@ -249,11 +249,7 @@ def popularity_scores(train_csr: sp.csr_matrix) -> torch.Tensor:
 
 def circle_scores(social: sp.csr_matrix, train_csr: sp.csr_matrix, popularity: torch.Tensor,
                   users: torch.Tensor) -> torch.Tensor:
-    """Cold-start scores ``[n, num_items]``: what the user's contacts engaged with, weighted by the
-    contact's social weight and scaled to [0, 1], plus popularity in [0, 1]. Contacts' items lead,
-    but a popular item is not drowned by one weak contact's obscure one (on the planted world,
-    contacts' items alone did worse than popularity alone for new users)."""
-    rows = users.numpy()
-    support = (social[rows] @ train_csr).toarray().astype(np.float32)
-    top = np.maximum(support.max(axis=1, keepdims=True), 1e-6)
-    return torch.from_numpy(support / top) + popularity[None, :]
+    """Cold-start scores ``[n, num_items]`` of ``users`` ``[n]``: what their contacts engaged with,
+    weighted by the contact's social weight, blended with popularity (:func:`circle_share`)."""
+    support = (social[users.numpy()] @ train_csr).toarray().astype(np.float32)
+    return torch.from_numpy(circle_share(support)) + popularity[None, :]
