@@ -41,14 +41,8 @@ def per_user_holdout(user: np.ndarray, item: np.ndarray, fraction: float, seed: 
     pair_user = key // width
     draw = np.empty(len(key))
     draw[np.argsort(first, kind="stable")] = np.random.default_rng(seed).random(len(key))  # in order of appearance
-    order = np.lexsort((draw, pair_user))
-    group = np.unique(pair_user, return_inverse=True)[1]
-    counts = np.bincount(group)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.arange(len(order)) - starts[group[order]]
-    n_out = _held_counts(counts, fraction, max_per_user)
-    held_pair = np.zeros(len(key), dtype=bool)
-    held_pair[order] = rank < n_out[group[order]]
+    group = np.unique(pair_user, return_inverse=True)[1].ravel()
+    held_pair = _first_per_group(group, np.lexsort((draw, group)), fraction, max_per_user)
     return held_pair[pair_of_row.ravel()]
 
 
@@ -91,11 +85,16 @@ def carve_validation(data: "CodedDataset", fraction: float, seed: int, max_per_u
 def _newest_per_user(user: np.ndarray, ts: np.ndarray, fraction: float, max_per_user: int = 0) -> np.ndarray:
     """``[E]`` mask of each user's newest ``fraction`` of events (ties in row order)."""
     group = np.unique(user, return_inverse=True)[1].ravel()
-    order = np.lexsort((-ts.astype(np.int64), group))
+    return _first_per_group(group, np.lexsort((-ts.astype(np.int64), group)), fraction, max_per_user)
+
+
+def _first_per_group(group: np.ndarray, order: np.ndarray, fraction: float, max_per_user: int) -> np.ndarray:
+    """``[n]`` mask of the first ``round(fraction * n_g)`` rows (capped) of each group ``group``
+    ``[n]`` (dense codes) when the rows are taken in ``order`` (sorted by group first)."""
     counts = np.bincount(group)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rank = np.arange(len(order)) - starts[group[order]]
     n_out = _held_counts(counts, fraction, max_per_user)
-    mask = np.zeros(len(user), dtype=bool)
+    mask = np.zeros(len(group), dtype=bool)
     mask[order] = rank < n_out[group[order]]
     return mask
