@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guanxi.features.schema import Dataset
-
 
 class IdCounts:
     """``num_users`` and ``num_items`` of anything that holds ``user_ids`` and ``item_ids`` arrays."""
@@ -42,12 +40,6 @@ class IdMap(IdCounts):
             if not idx.is_unique:
                 dup = idx[idx.duplicated()][0]
                 raise ValueError(f"duplicate {name} id {dup!r} in IdMap")
-
-    @classmethod
-    def from_dataset(cls, dataset: Dataset) -> "IdMap":
-        """Users and items of the dataset (every id in any of its files), in table order."""
-        return cls(dataset.users["user_id"].to_numpy(), dataset.items["item_id"].to_numpy())
-
 
     def user_index(self, ids: pd.Series | np.ndarray | list[str]) -> np.ndarray:
         """``[n]`` user_idx for each id; -1 where the id is unknown."""
