@@ -92,6 +92,8 @@ def epoch_1m(steps: int = 4, valid_share: float = 0.01) -> dict:
     """Median multinomial step on a 1M-user world, times the steps of an epoch, plus one validation
     pass: timed on a seeded ``valid_share`` of the validation users and scaled up linearly (the
     full pass ranks 825k items for each of ~1M users; its cost is linear in the users ranked)."""
+    import resource
+
     import numpy as np
     import torch
 
@@ -107,7 +109,6 @@ def epoch_1m(steps: int = 4, valid_share: float = 0.01) -> dict:
     t = time.perf_counter()
     prep = prepare(load_coded(data), config)          # codes straight from Parquet
     prepare_s = time.perf_counter() - t
-    import resource
     prepare_peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, config.dim, config.layers,
                              prep.adjacency, cosine=True, temperature=config.temperature,

@@ -104,41 +104,35 @@ def _closed(values: pd.Series | np.ndarray, allowed: tuple[str, ...], source: st
 
 
 def code_events(events: pd.DataFrame, idmap: IdMap) -> CodedEvents:
-    """An events table as codes against ``idmap`` (-1 for an unknown id or event type)."""
+    """An events table as codes against ``idmap`` (-1 for an id it does not hold).
+
+    Raises:
+        SchemaError: an event type outside ``ITEM_EVENT_TYPES``.
+    """
     return CodedEvents(idmap.user_index(events["user_id"]).astype(np.int32),
                        idmap.item_index(events["item_id"]).astype(np.int32),
-                       pd.Index(ITEM_EVENT_TYPES).get_indexer(events["type"].astype(str)).astype(np.int8),
+                       _closed(events["type"], ITEM_EVENT_TYPES, "events", "type", 0),
                        events["ts"].to_numpy(dtype=np.float64, na_value=np.nan))
 
 
 def coded_from_dataset(dataset: Dataset) -> CodedDataset:
     """Codes of a (validated) :class:`Dataset`, users and items in table order."""
-    users = pd.Index(dataset.users["user_id"].astype(str))
-    items = pd.Index(dataset.items["item_id"].astype(str))
-
-    def events(df: pd.DataFrame) -> CodedEvents:
-        return CodedEvents(users.get_indexer(df["user_id"].astype(str)).astype(np.int32),
-                           items.get_indexer(df["item_id"].astype(str)).astype(np.int32),
-                           _closed(df["type"], ITEM_EVENT_TYPES, "events", "type", 0),
-                           df["ts"].to_numpy(dtype=np.float64, na_value=np.nan))
-
-    pe = dataset.pair_events
-    owner = dataset.items["owner_id"]
-    owner_codes = np.where(owner.notna(), items.get_indexer(owner.fillna("").astype(str)), -1)
+    idmap = IdMap(dataset.users["user_id"].to_numpy(), dataset.items["item_id"].to_numpy())
+    code_user = lambda ids: idmap.user_index(ids).astype(np.int32)  # noqa: E731
+    pe, items = dataset.pair_events, dataset.items
+    owner = np.where(items["owner_id"].notna(), idmap.item_index(items["owner_id"].fillna("")), -1)
     return CodedDataset(
-        dataset.name, pa.array(users.to_numpy(dtype=object), pa.string()),
-        pa.array(items.to_numpy(dtype=object), pa.string()),
-        _closed(dataset.items["kind"], ITEM_KINDS, "items", "kind", 0),
-        dataset.items["commercial"].to_numpy(dtype=bool), owner_codes.astype(np.int32),
-        users.get_indexer(dataset.ties["user_id"].astype(str)).astype(np.int32),
-        users.get_indexer(dataset.ties["friend_id"].astype(str)).astype(np.int32),
-        users.get_indexer(pe["user_id"].astype(str)).astype(np.int32),
-        users.get_indexer(pe["friend_id"].astype(str)).astype(np.int32),
+        dataset.name, pa.array(idmap.user_ids.astype(str).astype(object), pa.string()),
+        pa.array(idmap.item_ids.astype(str).astype(object), pa.string()),
+        _closed(items["kind"], ITEM_KINDS, "items", "kind", 0),
+        items["commercial"].to_numpy(dtype=bool), owner.astype(np.int32),
+        code_user(dataset.ties["user_id"]), code_user(dataset.ties["friend_id"]),
+        code_user(pe["user_id"]), code_user(pe["friend_id"]),
         _closed(pe["type"], PAIR_EVENT_TYPES, "pair_events", "type", 0),
         pe["ts"].to_numpy(dtype=np.float64, na_value=np.nan),
-        events(dataset.train), events(dataset.valid), events(dataset.test),
-        pa.array(dataset.items["category"].astype(object).where(dataset.items["category"].notna(), None)
-                 .to_numpy(dtype=object), pa.string()))
+        code_events(dataset.train, idmap), code_events(dataset.valid, idmap), code_events(dataset.test, idmap),
+        pa.array(items["category"].astype(object).where(items["category"].notna(), None).to_numpy(dtype=object),
+                 pa.string()))
 
 
 class _Codebook:

@@ -79,7 +79,7 @@ def _flatten(graph: HeteroData) -> _FlatGraph:
         e = np.zeros(0, np.int64)
         return _FlatGraph(num_users, num_items, e, e, e.astype(np.float32), e, e, e.astype(np.float64),
                           e.astype(bool), False, e, e)
-    rel = [name[1] for name in homo._edge_type_names]
+    rel = [name[1] for name in graph.edge_types]          # edge_type indexes graph.edge_types
     etype = homo.edge_type.numpy()
     src = to_global[homo.edge_index[0].numpy()]
     dst = to_global[homo.edge_index[1].numpy()]
