@@ -67,6 +67,21 @@ def data_for(name: str) -> str:
     raise SystemExit(f"unknown set {name!r}; expected lastfm, split-500k or world-100k")
 
 
+def cpu_times() -> list[int]:
+    """The machine's aggregate CPU counters (``/proc/stat``; empty where there is none)."""
+    stat = Path("/proc/stat")
+    return [int(x) for x in stat.read_text().split("\n")[0].split()[1:]] if stat.is_file() else []
+
+
+def steal_share(before: list[int], after: list[int]) -> float | None:
+    """Share of CPU time the hypervisor took from this machine between two readings (a shared
+    host slows every row it steals from; recorded so that slow rows can be read as such)."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    delta = [b - a for a, b in zip(before, after)]
+    return round(delta[7] / max(sum(delta[:8]), 1), 3)
+
+
 def run_row(set_name: str, data: str, model: str, cap: float | None) -> dict:
     metrics = ROOT / ".worlds" / f"converge-{set_name}-{model}.json"
     cmd = [GUANXI, "train", "--data", data, "--model", model, "--no-track", "--no-progress",
@@ -74,17 +89,18 @@ def run_row(set_name: str, data: str, model: str, cap: float | None) -> dict:
     if cap is not None:
         cmd += ["--set", f"time_budget={cap:g}"]
     print(f"{set_name} / {model}: {' '.join(cmd[1:])}", flush=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_times()
     subprocess.run(cmd, cwd=ROOT, check=True)
     wall = time.perf_counter() - start
+    steal = steal_share(cpu, cpu_times())
     m = json.loads(metrics.read_text())
     row = {"set": set_name, "model": model, "train_seconds": m["train_seconds"],
            "seconds_to_best": m.get("seconds_to_best"), "stopped": m.get("stopped"), "epochs": m["epochs"],
            "best_epoch": m.get("best_epoch"), "recall_at_20": m["recall_at_20"], "ndcg_at_20": m["ndcg_at_20"],
            "valid_recall_at_20": m["valid"]["recall_at_20"], "wall_seconds": round(wall, 1),
-           "cap_seconds": cap, "history": m.get("history")}
+           "cap_seconds": cap, "cpu_steal": steal, "history": m.get("history")}
     print(f"  -> {row['stopped']} after {row['train_seconds']:.0f} s, best at {row['seconds_to_best']} s "
-          f"(epoch {row['best_epoch']}), recall@20 {row['recall_at_20']:.4f}", flush=True)
+          f"(epoch {row['best_epoch']}), recall@20 {row['recall_at_20']:.4f}, CPU steal {steal}", flush=True)
     return row
 
 

@@ -95,3 +95,29 @@ def test_a_heavy_user_weighs_by_its_pairs():
     ref = -(logp[0, 1] + logp[0, 2] + logp[0, 3] + logp[1, 4]) / 4
     got = model.multinomial_loss(model.get_embedding(), users, rows, cols, 0.2, weight_decay=0.0)
     assert got.item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("sample", [None, torch.tensor([0, 2, 6, 8, 10])])
+def test_every_parameter_gets_the_reference_gradient_with_the_support_added_sparsely(sample):
+    support = sp.random(5, 12, density=0.4, random_state=2, format="csr", dtype=np.float64)
+    model = _model(support)
+    users, rows, cols = torch.tensor([1, 2, 4]), torch.tensor([0, 1, 1, 2]), torch.tensor([3, 4, 9, 1])
+    model.multinomial_loss(model.get_embedding(), users, rows, cols, 0.2, weight_decay=0.0, sample=sample).backward()
+    got = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    _reference(model, users, rows, cols, sample).backward()
+    for name, p in model.named_parameters():
+        assert torch.allclose(got[name], p.grad, rtol=1e-4, atol=1e-6), name
+    assert got["support_weight"].abs().item() > 0
+
+
+def test_the_ranker_scores_as_score_matrix_does_and_hands_out_fresh_tensors():
+    support = sp.random(5, 12, density=0.4, random_state=3, format="csr", dtype=np.float64)
+    model = _model(support)
+    users = torch.tensor([4, 0, 2])
+    rank = model.ranker()
+    want = model.score_matrix(model.get_embedding(), users).detach()
+    first = rank(users)
+    assert torch.allclose(first, want, atol=1e-5)
+    first.fill_(0.0)                                                         # the ranking masks in place
+    assert torch.allclose(rank(users), want, atol=1e-5)

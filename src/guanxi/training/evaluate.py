@@ -58,7 +58,9 @@ def rank_top_k(score: ScoreFn, users: np.ndarray, exclude: sp.csr_matrix, k: int
     """Top-``k`` item indices per user, training items left out.
 
     Args:
-        score: maps ``[n]`` user indices to ``[n, num_items]`` scores.
+        score: maps ``[n]`` user indices to ``[n, num_items]`` scores: a tensor the ranking may
+            overwrite (a fresh one, or a non-contiguous view such as an expanded row, which is
+            copied first).
         users: ``[n]`` user indices.
         exclude: CSR of items to leave out per user.
         k: list length.
@@ -71,7 +73,9 @@ def rank_top_k(score: ScoreFn, users: np.ndarray, exclude: sp.csr_matrix, k: int
     step = _chunk_size(exclude.shape[1])
     for s in tqdm(range(0, len(users), step), disable=not progress, desc="ranking", leave=False):
         chunk = users[s:s + step]
-        scores = score(torch.from_numpy(chunk)).float().clone()
+        scores = score(torch.from_numpy(chunk))
+        if scores.dtype != torch.float32 or not scores.is_contiguous():   # e.g. an expanded row: copy
+            scores = scores.float().contiguous()                          # before masking in place
         _mask_rows(scores, exclude, chunk)
         if allowed is not None:
             scores[:, ~allowed] = -torch.inf
@@ -118,7 +122,7 @@ def evaluate_ranking(score: ScoreFn, task: RankingTask, fallback: ScoreFn | None
             return s
         is_cold = torch.from_numpy(task.train_count[u.numpy()] == 0)
         if is_cold.any():
-            s = s.clone()
+            s = s.float().contiguous()
             s[is_cold] = fallback(u[is_cold]).to(s.dtype)
         return s
 

@@ -16,6 +16,8 @@ the dot product of user and item embeddings.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -111,6 +113,19 @@ class GraphRecommender(torch.nn.Module):
             rows = rows[:, item_idx.cpu().numpy().copy()]
         return torch.from_numpy(rows.toarray().astype(np.float32)).to(self.embedding.weight.device)
 
+    def add_support(self, scores: Tensor, user_idx: Tensor, item_idx: Tensor | None = None) -> Tensor:
+        """``scores`` ``[n, m]`` plus ``support_weight x`` the social support of users ``[n]`` for
+        items ``[m]`` (all items when None), added over the support's non-zeros only (no dense
+        ``[n, m]`` support block); out of place, so the weight gets its gradient."""
+        rows = self.support[user_idx.cpu().numpy().copy()]
+        if item_idx is not None:
+            rows = rows[:, item_idx.cpu().numpy().copy()].tocsr()
+        device = scores.device
+        r = torch.from_numpy(np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))).to(device)
+        c = torch.from_numpy(rows.indices.astype(np.int64)).to(device)
+        vals = torch.from_numpy(rows.data.astype(np.float32)).to(device)
+        return scores.index_put((r, c), self.support_weight * vals, accumulate=True)
+
     def score_matrix(self, emb: Tensor, user_idx: Tensor) -> Tensor:
         """``[n, I]`` scores of users ``user_idx`` ``[n]`` against every item."""
         users, items = self.split(emb)
@@ -124,11 +139,32 @@ class GraphRecommender(torch.nn.Module):
             scores = scores + self.support_weight * self.support_grid(user_idx)
         return scores
 
-    def serving_vectors(self) -> tuple[Tensor, Tensor]:
+    @torch.no_grad()
+    def ranker(self, emb: Tensor | None = None) -> Callable[[Tensor], Tensor]:
+        """A scoring function ``[n] -> [n, I]`` equal to :meth:`score_matrix` up to float rounding,
+        for ranking the whole catalogue chunk after chunk: the catalogue is normalised once, the
+        bias rides on the product (one matrix product a chunk, no full-size temporaries) and the
+        social support is added in place over its non-zeros. Each call returns a fresh tensor.
+
+        Args:
+            emb: ``[U + I, d]`` propagated embeddings (default: :meth:`get_embedding`).
+        """
+        users, items = self.serving_vectors(emb)
+
+        @torch.no_grad()
+        def score(user_idx: Tensor) -> Tensor:
+            out = users[user_idx] @ items.T
+            return out if self.support is None else self.add_support(out, user_idx)
+
+        return score
+
+    @torch.no_grad()
+    def serving_vectors(self, emb: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(``[U, d']`` users, ``[I, d']`` items) whose dot product is :meth:`score_matrix`
         without the social-support term (serving adds ``support_weight x support`` itself):
-        cosine models are normalised and scaled, the item bias rides on an extra dimension."""
-        users, items = self.split(self.get_embedding())
+        cosine models are normalised and scaled, the item bias rides on an extra dimension.
+        ``emb``: ``[U + I, d]`` propagated embeddings (default: :meth:`get_embedding`)."""
+        users, items = self.split(self.get_embedding() if emb is None else emb)
         if not self.cosine:
             return users, items
         users = F.normalize(users, dim=-1) / self.temperature
@@ -235,12 +271,16 @@ class GraphRecommender(torch.nn.Module):
         """
         users, items = self.split(emb)
         u = F.normalize(users[user_idx], dim=-1)                                                  # [B, d]
-        cand = items if sample is None else items[sample]
-        logits = u @ F.normalize(cand, dim=-1).T / temperature                                    # [B, S]
+        cand = F.normalize(items if sample is None else items[sample], dim=-1)                     # [S, d]
+        # The temperature scales the [B, d] users and the bias rides on the product, so the
+        # [B, S] block is written once (not divided and shifted in two more passes).
         if self.item_bias is not None:
-            logits = logits + (self.item_bias if sample is None else self.item_bias[sample])
+            bias = self.item_bias if sample is None else self.item_bias[sample]
+            logits = torch.addmm(bias, u / temperature, cand.T)                                   # [B, S]
+        else:
+            logits = (u / temperature) @ cand.T
         if self.support is not None:
-            logits = logits + self.support_weight * self.support_grid(user_idx, sample)
+            logits = self.add_support(logits, user_idx, sample)
         if sample is None:
             picked = F.log_softmax(logits, dim=1)[rows, cols]                                     # [P]
         else:

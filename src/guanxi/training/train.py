@@ -159,16 +159,17 @@ def resolve_device(name: str) -> torch.device:
 
 def make_scorers(model: GraphRecommender | None, prep: Prepared, social: bool
                  ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
-    """(score, fallback) functions ``[n] -> [n, num_items]`` for evaluation and serving."""
+    """(score, fallback) functions ``[n] -> [n, num_items]`` for evaluation and serving; each call
+    returns a fresh tensor (the ranking masks it in place)."""
     pop = prep.popularity
     if model is None:
-        score = lambda u: pop[None, :].expand(len(u), -1)
+        score = lambda u: pop[None, :].repeat(len(u), 1)
     else:
         model.eval()
         with torch.no_grad():
-            emb = model.get_embedding()
-        device = emb.device
-        score = lambda u: model.score_matrix(emb, u.to(device)).cpu()
+            ranker = model.ranker(model.get_embedding())
+        device = model.embedding.weight.device
+        score = lambda u: ranker(u.to(device)).cpu()
     has_contacts = np.diff(prep.social_csr.indptr) > 0
 
     def fallback(u: torch.Tensor) -> torch.Tensor:
