@@ -13,7 +13,7 @@
 
 Bars: no failed request (anything but a 2xx, or no answer); memory after warm-up (the first 20 %)
 grows by under 10 % to the end (medians of the first and last 10 s after warm-up); every acknowledged
-event is in the event log afterwards; the new version serves after the promotion. Writes
+event is in the event log afterwards; the new version serves from 6 s after the promotion command returned (alias moved). Writes
 experiments/results/soak.json (or ``--out``) and exits 1 when a bar fails.
 """
 from __future__ import annotations
@@ -150,6 +150,14 @@ def run_soak(uri: str, cwd: Path, seconds: float, rate: float, users: list[str],
         sampler.start()
         start = time.monotonic()
         promoted_at = None
+        promoted: dict[str, float] = {}
+
+        def promote() -> None:
+            # The bar counts from when the alias has moved (the command returned), not from when
+            # the command started: a CLI's start-up on a busy host is no part of the server's reload.
+            subprocess.run(guanxi + ["promote", "2", "--tracking-uri", uri], cwd=cwd, check=True,
+                           stdout=subprocess.DEVNULL)
+            promoted["done"] = time.time()
         with ThreadPoolExecutor(max_workers=32) as pool:
             k = 0
             while (now := time.monotonic()) - start < seconds:
@@ -160,8 +168,7 @@ def run_soak(uri: str, cwd: Path, seconds: float, rate: float, users: list[str],
                 k += 1
                 if promoted_at is None and time.monotonic() - start >= seconds / 2:
                     promoted_at = time.time()
-                    threading.Thread(target=subprocess.run, args=(guanxi + ["promote", "2", "--tracking-uri", uri],),
-                                     kwargs={"cwd": cwd, "check": True, "stdout": subprocess.DEVNULL}).start()
+                    threading.Thread(target=promote, daemon=True).start()
         stop.set()
         sampler.join()
         elapsed = time.monotonic() - start
@@ -181,7 +188,8 @@ def run_soak(uri: str, cwd: Path, seconds: float, rate: float, users: list[str],
         lat = sorted(s for k, st, s in load.outcomes if k == kind)
         by_kind[kind] = {"requests": len(lat), "p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
                          "p99_ms": round(1000 * lat[int(len(lat) * 0.99)], 2) if lat else None}
-    served_after = {v for t, v in load.versions if promoted_at and t > promoted_at + 6}
+    moved = promoted.get("done")
+    served_after = {v for t, v in load.versions if moved and t > moved + 6}
     result = {
         "seconds": round(elapsed, 1), "rate_target": rate, "rate_achieved": round(len(load.outcomes) / elapsed, 2),
         "requests": len(load.outcomes), "failed": len(failed), "failures": [list(f) for f in failed[:20]],
@@ -189,6 +197,7 @@ def run_soak(uri: str, cwd: Path, seconds: float, rate: float, users: list[str],
         "rss_mb_after_warmup": round(first / 2**20, 1), "rss_mb_end": round(last / 2**20, 1),
         "rss_growth": round(last / first - 1.0, 4),
         "versions_served": sorted({v for _, v in load.versions}), "version_after_promotion": sorted(served_after),
+        "promote_command_seconds": round(moved - promoted_at, 1) if moved and promoted_at else None,
         "rss_series_mb": [round(r / 2**20, 1) for _, r in rss],
     }
     result["bars"] = {"no_failed_request": not failed, "rss_growth_under_10pct": result["rss_growth"] < 0.10,

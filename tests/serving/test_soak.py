@@ -23,6 +23,8 @@ def test_thirty_seconds_of_mixed_load_with_a_promotion(registry, bundle, tmp_pat
                           log=tmp_path / "server.log")
     finally:
         main(["promote", "1", "--tracking-uri", registry["tracking_uri"]])
+    print({k: result[k] for k in ("versions_served", "version_after_promotion", "promote_command_seconds",
+                                  "failed", "rss_growth")})                # shown when a bar fails
     assert result["requests"] >= 500 and result["acknowledged_events"] > 0
     assert result["bars"] == {"no_failed_request": True, "rss_growth_under_10pct": True,
                               "every_acknowledged_event_stored": True, "promotion_served": True}, result
