@@ -7,8 +7,9 @@ For each data set, each model runs as one `guanxi train --no-track` with the pac
 after another in this process's run (so the rows share the machine's state). A row records the
 training seconds (validation included, the final test evaluation excluded), the seconds to the best
 validation recall@20, how the run stopped (``early_stopping`` = on its own; ``time_budget`` = the
-cap), epochs, test recall/ndcg@20, and the share of CPU time the host stole during the row. ``--cap`` sets a row's ``time_budget`` (a compute cap, said
-so in the output) for a baseline too slow to wait out.
+cap), epochs, test recall/ndcg@20, and the share of CPU time the host stole during the row.
+``--cap`` sets a row's ``time_budget`` (a compute cap, said so in the output) for a baseline too
+slow to wait out.
 
 The sets: ``lastfm`` (the named set), ``split-500k`` (a split directory of ~500k training
 interactions, 20k users, 50k items, 750k ties: a world with the sizes turned up, written without

@@ -13,8 +13,8 @@
 
 Bars: no failed request (anything but a 2xx, or no answer); memory after warm-up (the first 20 %)
 grows by under 10 % to the end (medians of the first and last 10 s after warm-up); every acknowledged
-event is in the event log afterwards; the new version serves from 6 s after the promotion command returned (alias moved). Writes
-experiments/results/soak.json (or ``--out``) and exits 1 when a bar fails.
+event is in the event log afterwards; the new version serves from 6 s after the promotion command
+returned (the alias moved). Writes experiments/results/soak.json (or ``--out``) and exits 1 when a bar fails.
 """
 from __future__ import annotations
 

@@ -106,13 +106,6 @@ class GraphRecommender(torch.nn.Module):
         vals = np.asarray(self.support[user_idx.cpu().numpy().copy(), item_idx.cpu().numpy().copy()]).ravel()
         return torch.from_numpy(vals.astype(np.float32)).to(self.embedding.weight.device)
 
-    def support_grid(self, user_idx: Tensor, item_idx: Tensor | None = None) -> Tensor:
-        """``[n, m]`` social support of users ``[n]`` for items ``[m]`` (all items when None)."""
-        rows = self.support[user_idx.cpu().numpy().copy()]
-        if item_idx is not None:
-            rows = rows[:, item_idx.cpu().numpy().copy()]
-        return torch.from_numpy(rows.toarray().astype(np.float32)).to(self.embedding.weight.device)
-
     def add_support(self, scores: Tensor, user_idx: Tensor, item_idx: Tensor | None = None) -> Tensor:
         """``scores`` ``[n, m]`` plus ``support_weight x`` the social support of users ``[n]`` for
         items ``[m]`` (all items when None), added over the support's non-zeros only (no dense
@@ -136,7 +129,7 @@ class GraphRecommender(torch.nn.Module):
         if self.item_bias is not None:
             scores = scores + self.item_bias
         if self.support is not None:
-            scores = scores + self.support_weight * self.support_grid(user_idx)
+            scores = self.add_support(scores, user_idx)
         return scores
 
     @torch.no_grad()
@@ -144,7 +137,7 @@ class GraphRecommender(torch.nn.Module):
         """A scoring function ``[n] -> [n, I]`` equal to :meth:`score_matrix` up to float rounding,
         for ranking the whole catalogue chunk after chunk: the catalogue is normalised once, the
         bias rides on the product (one matrix product a chunk, no full-size temporaries) and the
-        social support is added in place over its non-zeros. Each call returns a fresh tensor.
+        social support is added over its non-zeros. Each call returns a fresh tensor.
 
         Args:
             emb: ``[U + I, d]`` propagated embeddings (default: :meth:`get_embedding`).
@@ -237,7 +230,7 @@ class GraphRecommender(torch.nn.Module):
             if self.item_bias is not None:
                 neg = neg + self.item_bias[neg_idx][None, :]
             if self.support is not None:
-                neg = neg + self.support_weight * self.support_grid(user_idx, neg_idx)
+                neg = self.add_support(neg, user_idx, neg_idx)
             logits = torch.cat([pos, neg], dim=1)
             main = F.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long, device=u.device))
         else:
