@@ -55,6 +55,8 @@ def coerce(name: str, raw: Any, kind: type) -> Any:
         raise ValueError(f"{name} must be true or false, got {raw!r}")
     if kind is str and raw is None:  # ``key:`` or ``key=`` with nothing after it
         return ""
+    if kind is str and isinstance(raw, bool):  # YAML reads a bare on/off (yes/no) as a boolean
+        return "on" if raw else "off"
     if kind in (int, float) and isinstance(raw, bool):
         raise ValueError(f"{name} must be {kind.__name__}, got {raw!r}")
     if kind is int and isinstance(raw, float) and not raw.is_integer():

@@ -43,3 +43,12 @@ def test_empty_string_values_survive_a_round_trip():
     assert load_config(None, ["fanouts=15,10,5"]).fanout_list == (15, 10, 5)
     with pytest.raises(ValueError, match="dim must be int, got True"):
         load_config(None, ["dim=true"])
+
+
+def test_bare_on_and_off_stay_words(tmp_path):
+    """YAML 1.1 reads a bare ``on``/``off`` as a boolean; the documented words must still work."""
+    assert load_config(None, ["social_score=on"]).social_score == "on"
+    assert load_config(None, ["social_score=off"]).social_score == "off"
+    f = tmp_path / "c.yaml"
+    f.write_text("social_score: on\n")
+    assert load_config(f).social_score == "on"
