@@ -21,6 +21,7 @@ from guanxi.features.circles import circle_share, circle_weights
 from guanxi.features.graph import SOCIAL_RELATIONS
 from guanxi.features.schema import ITEM_EVENT_TYPES
 from guanxi.training.config import TrainConfig
+from guanxi.training.social_gate import split_social
 from guanxi.training.support import SupportRows, social_support
 
 # Stronger intent weighs more; impressions are not interactions.
@@ -40,6 +41,9 @@ class ModelGraph:
         pair_user, pair_item: ``[P]`` distinct training pairs, sorted by user then item.
         social: ``[U, U]`` CSR of the social weights the cold-start fallback spreads over.
         support: guanxi's ``[U, I]`` social support (CSR or :class:`SupportRows`), or None.
+        gated: with ``social_gate`` (guanxi), the user-user entries taken out of ``adjacency``
+            (after normalising) as ``(src [E], dst [E], values [E])`` for
+            :class:`guanxi.training.social_gate.SocialGate`; else None.
     """
 
     adjacency: torch.Tensor | None
@@ -47,6 +51,7 @@ class ModelGraph:
     pair_item: np.ndarray
     social: sp.csr_matrix
     support: sp.csr_matrix | SupportRows | None
+    gated: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,12 @@ def model_graph(config: TrainConfig, graph: HeteroData, tie_label: str | None = 
         adjacency = normalized_adjacency(flat.num_users, flat.num_items, pair_user, pair_item, pair_weight,
                                          *social, content, owner,
                                          np.full(len(content), config.owner_weight, np.float32))
+    gated = None
+    if adjacency is not None and config.model == "guanxi" and config.social_gate and len(social[0]):
+        adjacency, *gated = split_social(adjacency, flat.num_users)
     return ModelGraph(adjacency, pair_user, pair_item, social_csr,
-                      _support(config, flat, pair_user, pair_item, tie_label))
+                      _support(config, flat, pair_user, pair_item, tie_label),
+                      None if gated is None else tuple(gated))
 
 
 def _pairs(flat: _FlatGraph) -> Edges:

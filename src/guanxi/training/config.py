@@ -40,6 +40,7 @@ class TrainConfig(FrozenConfig):
     use_tie_strength: bool = True
     use_circles: bool = True
     use_event_types: bool = True
+    social_gate: bool = False
     social_score: str = "auto"
     owner_weight: float = 0.5
     inner_min_strength: float = 0.5
@@ -87,6 +88,8 @@ class TrainConfig(FrozenConfig):
             raise ValueError(f"fanouts must be comma-separated integers such as 15,10,5, got {self.fanouts!r}") from None
         if fanouts and self.resolved_loss == "multinomial":
             raise ValueError("fanouts (sampled sub-graph steps) train pair losses; use loss: softmax or drop fanouts")
+        if fanouts and self.social_gate:
+            raise ValueError("social_gate gates full-graph propagation; drop fanouts or set social_gate: false")
         if fanouts and (len(fanouts) != self.layers or min(fanouts) < 1):
             raise ValueError(f"fanouts needs one integer >= 1 per layer ({self.layers}), got {self.fanouts!r}")
         return self

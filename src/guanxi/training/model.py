@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn import LGConv
 
+from guanxi.training.social_gate import SocialGate
+
 
 class _SymmetricSpMM(torch.autograd.Function):
     """``A @ x`` for a symmetric sparse ``A``: the gradient is ``A @ grad`` as well, which
@@ -74,12 +76,15 @@ class GraphRecommender(torch.nn.Module):
             i])`` over the user's contacts ``v`` with circle weights ``w_uv``; when given, scores
             gain ``support_weight * support[u, i]`` with a learnt ``support_weight`` (anything
             indexable like it, e.g. :class:`guanxi.training.sampled.SupportRows`).
+        social_gate: optional :class:`guanxi.training.social_gate.SocialGate` holding the
+            user-user entries (then absent from ``adjacency``), each rescaled by a learnt gate
+            in every propagation round.
     """
 
     def __init__(self, num_users: int, num_items: int, dim: int = 64, num_layers: int = 3,
                  adjacency: Tensor | None = None, init_std: float = 0.1,
                  cosine: bool = False, temperature: float = 1.0, item_bias: bool = False,
-                 support: sp.csr_matrix | None = None) -> None:
+                 support: sp.csr_matrix | None = None, social_gate: SocialGate | None = None) -> None:
         super().__init__()
         if num_layers > 0 and adjacency is None:
             raise ValueError("num_layers > 0 needs an adjacency")
@@ -98,6 +103,7 @@ class GraphRecommender(torch.nn.Module):
         self.support = support
         # Starts at 0: the term earns its weight from the data or stays out of the way.
         self.support_weight = torch.nn.Parameter(torch.tensor(0.0)) if support is not None else None
+        self.social_gate = social_gate
 
     def support_pairs(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         """``[n]`` social support of the pairs (0 without a support matrix)."""
@@ -172,9 +178,15 @@ class GraphRecommender(torch.nn.Module):
         x = self.embedding.weight
         if self.num_layers == 0:
             return x
+        gate = self.social_gate
+        social = None if gate is None else gate.values(x[: self.num_users])
         out = x
         for conv in self.convs:
-            x = conv(x, self.adjacency)
+            y = conv(x, self.adjacency)
+            if social is not None:
+                y = torch.cat([y[: self.num_users] + gate.propagate(social, x[: self.num_users]),
+                               y[self.num_users:]])
+            x = y
             out = out + x
         return out / (self.num_layers + 1)
 

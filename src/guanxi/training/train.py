@@ -32,6 +32,7 @@ from guanxi.training import distributed
 from guanxi.training.config import ITEM_MODELS, TrainConfig
 from guanxi.training.evaluate import RankingTask, ScoreFn, evaluate_ranking
 from guanxi.training.model import GraphRecommender
+from guanxi.training.social_gate import SocialGate
 from guanxi.training.sampled import SampledTrainer
 from guanxi.training.support import SupportRows
 
@@ -66,6 +67,7 @@ class Prepared:
     support: sp.csr_matrix | SupportRows | None
     tie_report: TieStrengthReport | None
     seconds: float
+    gated_social: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -126,7 +128,8 @@ def prepare(dataset: Dataset | CodedDataset, config: TrainConfig) -> Prepared:
         valid_task=_task(idmap, data.valid, train_csr, train_count, item_kind),
         test_task=_task(idmap, data.test, known_csr, known_count, item_kind),
         item_kind=item_kind, popularity=popularity_scores(train_csr), circles=circles,
-        support=edges.support, tie_report=report, seconds=time.perf_counter() - start)
+        support=edges.support, tie_report=report, seconds=time.perf_counter() - start,
+        gated_social=edges.gated)
 
 
 def _descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
@@ -217,7 +220,9 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
     model = GraphRecommender(prep.idmap.num_users, prep.idmap.num_items, config.dim, layers,
                              adjacency, cosine=config.resolved_loss in ("softmax", "multinomial"),
                              temperature=config.temperature, item_bias=config.item_bias,
-                             support=prep.support)
+                             support=prep.support,
+                             social_gate=None if prep.gated_social is None or layers == 0
+                             else SocialGate(prep.idmap.num_users, *prep.gated_social))
     if warm_start is not None:
         copied = warm_start(model, prep.idmap)
         logger.info("warm start: %d of %d embedding rows copied", copied, model.embedding.num_embeddings)
