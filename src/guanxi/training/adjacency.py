@@ -124,10 +124,10 @@ def model_graph(config: TrainConfig, graph: HeteroData, tie_label: str | None = 
                                          np.full(len(content), config.owner_weight, np.float32))
     gated = None
     if adjacency is not None and config.model == "guanxi" and config.social_gate and len(social[0]):
-        adjacency, *gated = split_social(adjacency, flat.num_users)
+        adjacency, src, dst, values = split_social(adjacency, flat.num_users)
+        gated = (src, dst, values)
     return ModelGraph(adjacency, pair_user, pair_item, social_csr,
-                      _support(config, flat, pair_user, pair_item, tie_label),
-                      None if gated is None else tuple(gated))
+                      _support(config, flat, pair_user, pair_item, tie_label), gated)
 
 
 def _pairs(flat: _FlatGraph) -> Edges:

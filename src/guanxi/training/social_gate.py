@@ -76,11 +76,11 @@ class SocialGate(torch.nn.Module):
         super().__init__()
         self.num_users = num_users
         key = src.astype(np.int64) * num_users + dst
-        if len(key) and np.any(np.diff(key) <= 0):
+        reverse = dst.astype(np.int64) * num_users + src
+        if np.any(np.diff(key) <= 0):
             raise ValueError("social entries must be sorted by src then dst, without duplicates")
-        rev = np.searchsorted(key, dst.astype(np.int64) * num_users + src)
-        if len(key) and (rev.max() >= len(key) or np.any(key[np.minimum(rev, len(key) - 1)] !=
-                                                          dst.astype(np.int64) * num_users + src)):
+        rev = np.searchsorted(key, reverse)
+        if not np.array_equal(np.append(key, -1)[rev], reverse):   # -1: past the end, never a key
             raise ValueError("social entries must be symmetric (each edge's reverse present)")
         crow = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=num_users))]).astype(np.int64)
         # Not in the state dict: they come from the data, like the adjacency.

@@ -32,8 +32,8 @@ from guanxi.training import distributed
 from guanxi.training.config import ITEM_MODELS, TrainConfig
 from guanxi.training.evaluate import RankingTask, ScoreFn, evaluate_ranking
 from guanxi.training.model import GraphRecommender
-from guanxi.training.social_gate import SocialGate
 from guanxi.training.sampled import SampledTrainer
+from guanxi.training.social_gate import SocialGate
 from guanxi.training.support import SupportRows
 
 logger = logging.getLogger(__name__)
