@@ -10,7 +10,7 @@ import torch
 from guanxi.features.schema import Dataset, empty_pair_events, make_events, make_items
 from guanxi.training.config import TrainConfig
 from guanxi.training.evaluate import evaluate_ranking
-from guanxi.training.train import train
+from guanxi.training.train import make_scorers, train
 
 PROBE = Path(__file__).resolve().parents[2] / "experiments" / "probe_lastfm.py"
 
@@ -104,6 +104,37 @@ def test_monitor_watches_every_epoch_without_changing_the_choice(checkerboard):
     assert best["watched_recall_at_20"] == watched.metrics["recall_at_20"]
     curve = [[r["epoch"], r["valid_recall_at_20"]] for r in watched.history]
     assert probe.chosen_epoch(curve, config.patience) == watched.best_epoch
+
+
+def test_early_stopping_reads_a_sample_of_validation_users_and_reports_all(checkerboard):
+    """With ``valid_max_users`` below the validation users, each epoch's validation recall is that
+    of the seeded sample; the reported validation metrics cover every validation user."""
+    from guanxi.training.evaluate import sample_users
+
+    result = train(checkerboard, TrainConfig(model="guanxi", max_epochs=1, dim=16, valid_max_users=30, seed=2),
+                   progress=False)
+    task = sample_users(result.prepared.valid_task, 30, seed=2)
+    assert len(np.unique(task.test_user)) == 30
+    assert result.metrics["valid"]["users"] == 120
+    score, fallback = make_scorers(result.model, result.prepared, social=True)
+    sampled = evaluate_ranking(score, task, fallback, breakdowns=False)["recall_at_20"]
+    assert result.history[0]["valid_recall_at_20"] == pytest.approx(sampled)
+    assert sampled != pytest.approx(result.metrics["valid"]["recall_at_20"])
+
+
+def test_the_item_model_grid_reads_the_same_sample(checkerboard, monkeypatch):
+    from guanxi.training import train as train_module
+
+    users: list[int] = []
+    real = train_module.evaluate_ranking
+
+    def spy(score, task, *args, **kwargs):
+        users.append(len(np.unique(task.test_user)))
+        return real(score, task, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate_ranking", spy)
+    result = train(checkerboard, TrainConfig(model="itemknn", valid_max_users=30), progress=False)
+    assert users == [30] * result.epochs + [120, 120]         # the grid; then validation and test in full
 
 
 @pytest.mark.slow

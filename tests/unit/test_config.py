@@ -35,6 +35,8 @@ def test_bad_values_are_named():
         load_config(None, ["dim"])
     with pytest.raises(ValueError, match="valid_max_per_user must be >= 0"):
         load_config(None, ["valid_max_per_user=-2"])
+    with pytest.raises(ValueError, match="valid_max_users must be >= 0"):
+        load_config(None, ["valid_max_users=-1"])
 
 
 def test_empty_string_values_survive_a_round_trip():

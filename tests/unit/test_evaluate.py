@@ -2,7 +2,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from guanxi.training.evaluate import RankingTask, evaluate_ranking, rank_top_k
+from guanxi.training.evaluate import RankingTask, evaluate_ranking, rank_top_k, sample_users
 
 
 def _task(train, test, n_users, n_items, kinds=None):
@@ -65,3 +65,21 @@ def test_breakdowns_by_kind_rank_within_the_kind():
     assert m["breakdowns"]["kind"]["merchant"]["recall_at_1"] == 1.0   # only merchant left: 3
     assert m["breakdowns"]["kind"]["content"]["recall_at_1"] == 0.0    # 1 outranks 2
     assert m["breakdowns"]["sparsity"]["<10"]["users"] == 1
+
+
+def test_a_user_sample_keeps_whole_users_and_is_the_task_itself_when_small_enough():
+    test = [(u, i) for u in range(40) for i in range(u % 3 + 1)]
+    task = RankingTask(5, sp.csr_matrix((40, 5)), np.ones(40, dtype=np.int64), np.array([u for u, _ in test]),
+                       np.array([i for _, i in test]), np.array(["content"] * 5),
+                       unranked=np.arange(40) % 2)
+    assert sample_users(task, 0) is task and sample_users(task, 40) is task
+    small = sample_users(task, 10, seed=3)
+    kept = np.unique(small.test_user)
+    assert len(kept) == 10
+    for u in kept:      # every pair and unranked count of a kept user stays; the others' go
+        assert (small.test_user == u).sum() == u % 3 + 1
+    assert set(np.flatnonzero(small.unranked)) <= set(kept.tolist())
+    assert (small.unranked[kept] == task.unranked[kept]).all()
+    assert np.array_equal(sample_users(task, 10, seed=3).test_user, small.test_user)   # seeded
+    score = lambda u: torch.zeros(len(u), 5)
+    assert evaluate_ranking(score, small, ks=(1,))["users"] == 10

@@ -33,6 +33,7 @@ class TrainConfig(FrozenConfig):
     eval_every: int = 1
     valid_fraction: float = 0.1
     valid_max_per_user: int = 0
+    valid_max_users: int = 20_000
     seed: int = 0
     inner_weight: float = 1.0
     outer_weight: float = 0.3
@@ -72,6 +73,8 @@ class TrainConfig(FrozenConfig):
             raise ValueError(f"sample_items must be >= 0 (0 = the whole catalogue while it fits), got {self.sample_items}")
         if self.user_batch < 0:
             raise ValueError(f"user_batch must be >= 0 (0 = sized to the catalogue), got {self.user_batch}")
+        if self.valid_max_users < 0:
+            raise ValueError(f"valid_max_users must be >= 0 (0 = every validation user), got {self.valid_max_users}")
         if self.valid_max_per_user < 0:
             raise ValueError(f"valid_max_per_user must be >= 0 (0 = no cap), got {self.valid_max_per_user}")
         if not 0.0 < self.valid_fraction < 1.0:

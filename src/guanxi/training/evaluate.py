@@ -8,7 +8,7 @@ group (< 10, 10-49, >= 50 training interactions) and for cold-start users.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -45,6 +45,22 @@ class RankingTask:
     test_item: np.ndarray
     item_kind: np.ndarray
     unranked: np.ndarray | None = None
+
+
+def sample_users(task: RankingTask, max_users: int, seed: int = 0) -> RankingTask:
+    """``task`` cut to a seeded uniform sample of at most ``max_users`` of its users (every test pair
+    and unranked count of a kept user stays); the task itself when it has no more users than that
+    or ``max_users`` is 0."""
+    users = np.unique(task.test_user)
+    if task.unranked is not None:
+        users = np.union1d(users, np.flatnonzero(task.unranked))
+    if max_users <= 0 or len(users) <= max_users:
+        return task
+    kept = np.zeros(len(task.train_count), dtype=bool)
+    kept[np.random.default_rng(seed).choice(users, max_users, replace=False)] = True
+    keep = kept[task.test_user]
+    unranked = None if task.unranked is None else np.where(kept, task.unranked, 0)
+    return replace(task, test_user=task.test_user[keep], test_item=task.test_item[keep], unranked=unranked)
 
 
 def _chunk_size(num_items: int) -> int:

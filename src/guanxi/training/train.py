@@ -30,7 +30,7 @@ from guanxi.features.ties import TieStrengthReport, estimate_tie_strength
 from guanxi.training.adjacency import circle_scores, model_graph, popularity_scores
 from guanxi.training import distributed
 from guanxi.training.config import ITEM_MODELS, TrainConfig
-from guanxi.training.evaluate import RankingTask, ScoreFn, evaluate_ranking
+from guanxi.training.evaluate import RankingTask, ScoreFn, evaluate_ranking, sample_users
 from guanxi.training.model import GraphRecommender
 from guanxi.training.sampled import SampledTrainer
 from guanxi.training.social_gate import SocialGate
@@ -251,6 +251,9 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
         if n_sample < prep.idmap.num_items:
             logger.info("multinomial: %d users a step score a shared sample of %d of %d items",
                         batch_size, n_sample, prep.idmap.num_items)
+    select_task = sample_users(prep.valid_task, config.valid_max_users, config.seed)
+    if select_task is not prep.valid_task:
+        logger.info("validation for early stopping: a sample of %d validation users", config.valid_max_users)
     best_state, best_recall, best_epoch, bad = None, -1.0, 0, 0
     history: list[dict] = []
     stopped = "max_epochs"
@@ -288,7 +291,7 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
             row = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": time.perf_counter() - start}
             if epoch % config.eval_every == 0 or epoch == config.max_epochs:
                 score, fallback = make_scorers(model, prep, social)
-                v = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
+                v = evaluate_ranking(score, select_task, fallback, breakdowns=False)
                 row.update({f"valid_{k}": v[k] for k in ("recall_at_20", "ndcg_at_20")})
                 if monitor is not None:
                     row.update(monitor(score, fallback, prep))
@@ -329,11 +332,12 @@ def _train_item_model(prep: Prepared, config: TrainConfig, progress: bool) -> Tr
     from guanxi.training.item_models import fit_item_model, n_grid
 
     _, fallback = make_scorers(None, prep, social=False)
+    select_task = sample_users(prep.valid_task, config.valid_max_users, config.seed)
     start = time.perf_counter()
     history: list[dict] = []
 
     def validate(model) -> float:
-        recall = evaluate_ranking(model.scores, prep.valid_task, fallback, breakdowns=False)["recall_at_20"]
+        recall = evaluate_ranking(model.scores, select_task, fallback, breakdowns=False)["recall_at_20"]
         history.append({"epoch": len(history) + 1, "loss": 0.0, "seconds": time.perf_counter() - start,
                         "valid_recall_at_20": recall})
         return recall
