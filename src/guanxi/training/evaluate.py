@@ -46,14 +46,17 @@ class RankingTask:
     item_kind: np.ndarray
     unranked: np.ndarray | None = None
 
+    def users(self) -> np.ndarray:
+        """The users the task counts: those with a test pair or an unranked one, sorted."""
+        users = np.unique(self.test_user)
+        return users if self.unranked is None else np.union1d(users, np.flatnonzero(self.unranked))
+
 
 def sample_users(task: RankingTask, max_users: int, seed: int = 0) -> RankingTask:
     """``task`` cut to a seeded uniform sample of at most ``max_users`` of its users (every test pair
     and unranked count of a kept user stays); the task itself when it has no more users than that
     or ``max_users`` is 0."""
-    users = np.unique(task.test_user)
-    if task.unranked is not None:
-        users = np.union1d(users, np.flatnonzero(task.unranked))
+    users = task.users()
     if max_users <= 0 or len(users) <= max_users:
         return task
     kept = np.zeros(len(task.train_count), dtype=bool)
@@ -125,10 +128,9 @@ def evaluate_ranking(score: ScoreFn, task: RankingTask, fallback: ScoreFn | None
         ``{"recall_at_10": ..., ..., "users": n, "breakdowns": {...}}``.
     """
     k_max = max(ks)
-    users = np.unique(task.test_user)
+    users = task.users()
     n_test_all = np.bincount(task.test_user, minlength=len(task.train_count))
     if task.unranked is not None:
-        users = np.union1d(users, np.flatnonzero(task.unranked))
         n_test_all = n_test_all + task.unranked
     cold = task.train_count[users] == 0
 
