@@ -219,3 +219,19 @@ def test_item_baselines_are_not_registered(tmp_path, capsys):
     (world / "social.tsv").write_text("user\tfriend\nu1\tu2\n")
     assert main(["train", "--data", str(world), "--model", "itemknn", "--register", "--no-track"]) == 2
     assert "cannot be served" in capsys.readouterr().err
+
+
+def test_sparse_products_equal_torch_sparse_mm_bit_for_bit_and_keep_the_symmetric_gradient():
+    from guanxi.training.model import SymmetricLGConv, sparse_dense_mm
+
+    gen = torch.Generator().manual_seed(3)
+    dense = torch.rand(30, 30, generator=gen) * (torch.rand(30, 30, generator=gen) < 0.2)
+    adj = (dense + dense.T).to_sparse_csr()                                  # symmetric, with empty rows
+    x = torch.randn(30, 5, generator=gen)
+    assert torch.equal(sparse_dense_mm(adj, x), torch.sparse.mm(adj, x))
+    wide = dense[:12].to_sparse_csr()                                        # a [12, 30] block
+    assert torch.equal(sparse_dense_mm(wide, x), torch.sparse.mm(wide, x))
+    x.requires_grad_()
+    SymmetricLGConv()(x, adj).pow(2).sum().backward()
+    want = 2 * adj.to_dense().T @ (adj.to_dense() @ x.detach())
+    assert torch.allclose(x.grad, want, atol=1e-5)

@@ -121,3 +121,15 @@ def test_the_ranker_scores_as_score_matrix_does_and_hands_out_fresh_tensors():
     assert torch.allclose(first, want, atol=1e-5)
     first.fill_(0.0)                                                         # the ranking masks in place
     assert torch.allclose(rank(users), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("sample", [None, torch.tensor([0, 2, 6, 8, 10])])
+def test_weight_decay_is_the_l2_of_each_positive_pairs_layer0_user_and_item(sample):
+    model = _model()
+    users, rows, cols = torch.tensor([0, 3, 4]), torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([1, 5, 2, 0, 7, 11])
+    emb = model.get_embedding()
+    plain = model.multinomial_loss(emb, users, rows, cols, 0.2, weight_decay=0.0, sample=sample)
+    decayed = model.multinomial_loss(emb, users, rows, cols, 0.2, weight_decay=0.5, sample=sample)
+    w = model.embedding.weight
+    l2 = (w[users[rows]].pow(2).sum() + w[model.num_users + cols].pow(2).sum()) / (2 * len(rows))
+    assert (decayed - plain).item() == pytest.approx(0.5 * l2.item(), rel=1e-5)

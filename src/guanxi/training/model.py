@@ -25,7 +25,22 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn import LGConv
 
+from guanxi.training.catalogue_lse import SparseTerm, catalogue_logsumexp
 from guanxi.training.social_gate import SocialGate
+
+
+def sparse_dense_mm(adj: Tensor, x: Tensor) -> Tensor:
+    """``adj @ x`` for a sparse CSR ``adj`` ``[N, M]`` and a dense ``x`` ``[M, d]``: ``[N, d]``.
+
+    On CPU the product is written straight into a fresh output (``addmm`` with ``beta = 0``),
+    bit for bit what ``torch.sparse.mm`` returns but without its zero-filled output and copy:
+    81 ms against 110 ms on the 100k-user world's ``[182500, 182500]`` adjacency (5.1M
+    entries, ``d = 64``, two cores), six products a training step.
+    """
+    if x.device.type != "cpu" or adj.layout != torch.sparse_csr:
+        return torch.sparse.mm(adj, x)
+    out = torch.empty(adj.shape[0], x.shape[1], dtype=x.dtype)
+    return torch.addmm(out, adj, x, beta=0, out=out)
 
 
 class _SymmetricSpMM(torch.autograd.Function):
@@ -35,11 +50,11 @@ class _SymmetricSpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
         ctx.adj = adj
-        return torch.sparse.mm(adj, x)
+        return sparse_dense_mm(adj, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return None, torch.sparse.mm(ctx.adj, grad)
+        return None, sparse_dense_mm(ctx.adj, grad)
 
 
 class SymmetricLGConv(LGConv):
@@ -112,18 +127,24 @@ class GraphRecommender(torch.nn.Module):
         vals = np.asarray(self.support[user_idx.cpu().numpy().copy(), item_idx.cpu().numpy().copy()]).ravel()
         return torch.from_numpy(vals.astype(np.float32)).to(self.embedding.weight.device)
 
+    def support_block(self, user_idx: Tensor, item_idx: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The non-zeros of the social support of users ``[n]`` for items ``[m]`` (all items when
+        None): ``(rows, cols, values)``, each ``[nnz]``, sorted by row, indexing an ``[n, m]`` block."""
+        rows = self.support[user_idx.cpu().numpy().copy()]
+        if item_idx is not None:
+            rows = rows[:, item_idx.cpu().numpy().copy()].tocsr()
+        device = self.embedding.weight.device
+        r = torch.from_numpy(np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))).to(device)
+        c = torch.from_numpy(rows.indices.astype(np.int64)).to(device)
+        return r, c, torch.from_numpy(rows.data.astype(np.float32)).to(device)
+
     def add_support(self, scores: Tensor, user_idx: Tensor, item_idx: Tensor | None = None) -> Tensor:
         """``scores`` ``[n, m]`` plus ``support_weight x`` the social support of users ``[n]`` for
         items ``[m]`` (all items when None), added over the support's non-zeros only (no dense
         ``[n, m]`` support block); out of place, so the weight gets its gradient."""
-        rows = self.support[user_idx.cpu().numpy().copy()]
-        if item_idx is not None:
-            rows = rows[:, item_idx.cpu().numpy().copy()].tocsr()
-        device = scores.device
-        r = torch.from_numpy(np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))).to(device)
-        c = torch.from_numpy(rows.indices.astype(np.int64)).to(device)
-        vals = torch.from_numpy(rows.data.astype(np.float32)).to(device)
-        return scores.index_put((r, c), self.support_weight * vals, accumulate=True)
+        r, c, vals = self.support_block(user_idx, item_idx)
+        return scores.index_put((r.to(scores.device), c.to(scores.device)), self.support_weight * vals.to(scores.device),
+                                accumulate=True)
 
     def score_matrix(self, emb: Tensor, user_idx: Tensor) -> Tensor:
         """``[n, I]`` scores of users ``user_idx`` ``[n]`` against every item."""
@@ -274,25 +295,29 @@ class GraphRecommender(torch.nn.Module):
             weight_decay: L2 on the layer-0 embeddings of each positive pair's user and item, per pair.
             sample: ``[S]`` item indices standing in for the catalogue (None: every item).
         """
-        users, items = self.split(emb)
-        u = F.normalize(users[user_idx], dim=-1)                                                  # [B, d]
-        cand = F.normalize(items if sample is None else items[sample], dim=-1)                     # [S, d]
-        # The temperature scales the [B, d] users and the bias rides on the product, so the
-        # [B, S] block is written once (not divided and shifted in two more passes).
+        # The rows are gathered by one index_select: its backward is a single index_add into
+        # one [U + I, d] buffer, about three times quicker on CPU than advanced indexing's
+        # accumulating index_put, and one buffer instead of one per slice and gather.
+        num_u = self.num_users
+        parts = [user_idx, num_u + cols] + ([] if sample is None else [num_u + sample])
+        gathered = emb.index_select(0, torch.cat(parts)).split([len(p) for p in parts])
+        u = F.normalize(gathered[0], dim=-1)                                                      # [B, d]
+        cand = F.normalize(emb[num_u:] if sample is None else gathered[2], dim=-1)                 # [S, d]
+        bias = None
         if self.item_bias is not None:
-            bias = self.item_bias if sample is None else self.item_bias[sample]
-            logits = torch.addmm(bias, u / temperature, cand.T)                                   # [B, S]
-        else:
-            logits = (u / temperature) @ cand.T
+            bias = self.item_bias if sample is None else self.item_bias.index_select(0, sample)
+        term = None
         if self.support is not None:
-            logits = self.add_support(logits, user_idx, sample)
-        if sample is None:
-            picked = F.log_softmax(logits, dim=1)[rows, cols]                                     # [P]
-        else:
-            pos = self.pair_scores(u[rows], items[cols], user_idx[rows], cols, temperature)   # [P]
-            picked = pos - torch.logaddexp(pos, torch.logsumexp(logits, dim=1)[rows])
+            term = SparseTerm(*self.support_block(user_idx, sample), self.support_weight)
+        # The [B, S] score block is never held whole (catalogue_lse.py).
+        lse = catalogue_logsumexp(u / temperature, cand, bias, term).index_select(0, rows)        # [P]
+        pos = self.pair_scores(u.index_select(0, rows), gathered[1], user_idx[rows], cols, temperature)  # [P]
+        picked = pos - (lse if sample is None else torch.logaddexp(pos, lse))
         main = -picked.mean()
-        reg = (self.embedding(user_idx[rows]).pow(2).sum() + self.embedding(self.num_users + cols).pow(2).sum()) / (2 * len(rows))
+        # Per pair: each user's squared norm counts once per positive.
+        base_u, base_i = self.embedding.weight.index_select(0, torch.cat(parts[:2])).split([len(user_idx), len(cols)])
+        per_user = torch.bincount(rows, minlength=len(user_idx)).to(base_u.dtype)
+        reg = ((per_user * base_u.pow(2).sum(1)).sum() + base_i.pow(2).sum()) / (2 * len(rows))
         return main + weight_decay * reg
 
     def pair_scores(self, u: Tensor, i: Tensor, user_idx: Tensor, item_idx: Tensor, temperature: float) -> Tensor:
@@ -301,7 +326,7 @@ class GraphRecommender(torch.nn.Module):
         losses (the same terms as :meth:`score_matrix`)."""
         scores = (u * F.normalize(i, dim=-1)).sum(-1) / temperature
         if self.item_bias is not None:
-            scores = scores + self.item_bias[item_idx]
+            scores = scores + self.item_bias.index_select(0, item_idx)
         if self.support is not None:
             scores = scores + self.support_weight * self.support_pairs(user_idx, item_idx)
         return scores

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from guanxi.training.model import GraphRecommender
+from guanxi.training.model import GraphRecommender, sparse_dense_mm
 
 
 class NeighbourSampler:
@@ -122,11 +122,11 @@ class _BlockProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, matrix: Tensor, transposed: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
         ctx.transposed = transposed
-        return torch.sparse.mm(matrix, x)
+        return sparse_dense_mm(matrix, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return None, None, torch.sparse.mm(ctx.transposed, grad)
+        return None, None, sparse_dense_mm(ctx.transposed, grad)
 
 
 def sampled_embedding(base: Tensor, blocks: list[Block]) -> Tensor:
