@@ -235,3 +235,28 @@ def test_sparse_products_equal_torch_sparse_mm_bit_for_bit_and_keep_the_symmetri
     SymmetricLGConv()(x, adj).pow(2).sum().backward()
     want = 2 * adj.to_dense().T @ (adj.to_dense() @ x.detach())
     assert torch.allclose(x.grad, want, atol=1e-5)
+
+
+def test_the_support_weight_is_rescaled_to_the_validation_best_of_its_scales():
+    from guanxi.training.train import _tune_support
+
+    data = two_communities()
+    result = train(data, TrainConfig(model="guanxi", max_epochs=4, dim=16, social_score="on", support_scales=""),
+                   progress=False)
+    model, prep = result.model, result.prepared
+    learnt = float(model.support_weight.detach())
+    assert learnt != 0.0                                                     # support_scales "" kept it
+    scales = (1.0, 0.1, 40.0)
+    recalls = {}
+    for scale in scales:
+        with torch.no_grad():
+            model.support_weight.fill_(learnt * scale)
+        score, fallback = make_scorers(model, prep, True)
+        recalls[scale] = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)["recall_at_20"]
+    with torch.no_grad():
+        model.support_weight.fill_(learnt)
+    chosen = _tune_support(model, prep, prep.valid_task, True, scales)
+    assert chosen == max(recalls, key=recalls.get)                           # the first best on a tie
+    assert float(model.support_weight.detach()) == pytest.approx(learnt * chosen)
+    plain = train(data, TrainConfig(model="guanxi", max_epochs=1, dim=16, social_score="off"), progress=False)
+    assert _tune_support(plain.model, plain.prepared, plain.prepared.valid_task, True, scales) == 1.0

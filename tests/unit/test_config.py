@@ -54,3 +54,10 @@ def test_bare_on_and_off_stay_words(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("social_score: on\n")
     assert load_config(f).social_score == "on"
+
+
+@pytest.mark.parametrize("value", ["0", "1,-2", "1,x"])
+def test_support_scales_must_be_positive_numbers(value):
+    with pytest.raises(ValueError, match="support_scales"):
+        load_config(None, [f"support_scales={value}"])
+    assert load_config(None, ["support_scales="]).support_scale_list == ()

@@ -52,6 +52,12 @@ class TrainConfig(FrozenConfig):
     ease_max_items: int = 20_000
     user_batch: int = 0
     sample_items: int = 0
+    support_scales: str = "1,2,4,8,16,32"
+
+    @property
+    def support_scale_list(self) -> tuple[float, ...]:
+        """``support_scales`` as numbers (empty: keep the learnt support weight)."""
+        return tuple(float(f) for f in str(self.support_scales).replace(" ", "").split(",") if f)
 
     @property
     def fanout_list(self) -> tuple[int, ...]:
@@ -85,6 +91,12 @@ class TrainConfig(FrozenConfig):
             raise ValueError(f"social_score must be auto, on or off, got {self.social_score!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device must be cpu, cuda or auto, got {self.device!r}")
+        try:
+            scales = self.support_scale_list
+        except ValueError:
+            raise ValueError(f"support_scales must be comma-separated numbers such as 1,2,4, got {self.support_scales!r}") from None
+        if any(not s > 0 for s in scales):
+            raise ValueError(f"support_scales must all be > 0, got {self.support_scales!r}")
         try:
             fanouts = self.fanout_list
         except ValueError:
