@@ -258,5 +258,10 @@ def test_the_support_weight_is_rescaled_to_the_validation_best_of_its_scales():
     chosen = _tune_support(model, prep, prep.valid_task, True, scales)
     assert chosen == max(recalls, key=recalls.get)                           # the first best on a tie
     assert float(model.support_weight.detach()) == pytest.approx(learnt * chosen)
+    with torch.no_grad():
+        model.support_weight.fill_(learnt)
+    # early stopping's recall stands for scale 1, not ranked again: a recall of 1 cannot be beaten
+    assert _tune_support(model, prep, prep.valid_task, True, scales, learnt_recall=1.0) == 1.0
+    assert float(model.support_weight.detach()) == pytest.approx(learnt)
     plain = train(data, TrainConfig(model="guanxi", max_epochs=1, dim=16, social_score="off"), progress=False)
     assert _tune_support(plain.model, plain.prepared, plain.prepared.valid_task, True, scales) == 1.0

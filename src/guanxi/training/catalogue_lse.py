@@ -6,7 +6,7 @@ times the sparse social support). Written with autograd ops, the whole ``[B, S]`
 stored, then read and rewritten by half a dozen elementwise passes forward and backward (at the
 100k-user world's ``[5910, 5677]`` block, 134 MB, about 0.5 s of a 1.8 s step on two cores).
 
-:class:`CatalogueLogSumExp` computes the same function over blocks of rows small enough to stay in
+:func:`catalogue_logsumexp` computes the same function over blocks of rows small enough to stay in
 cache: the forward keeps only the ``[B]`` result, the backward recomputes each block once and turns
 it into the softmax weights in place, so the ``[B, S]`` block is never held whole. It costs one
 more matrix product than autograd (the recomputation) and saves the passes over memory.

@@ -300,7 +300,8 @@ class GraphRecommender(torch.nn.Module):
         # accumulating index_put, and one buffer instead of one per slice and gather.
         num_u = self.num_users
         parts = [user_idx, num_u + cols] + ([] if sample is None else [num_u + sample])
-        gathered = emb.index_select(0, torch.cat(parts)).split([len(p) for p in parts])
+        index = torch.cat(parts)
+        gathered = emb.index_select(0, index).split([len(p) for p in parts])
         u = F.normalize(gathered[0], dim=-1)                                                      # [B, d]
         cand = F.normalize(emb[num_u:] if sample is None else gathered[2], dim=-1)                 # [S, d]
         bias = None
@@ -315,7 +316,7 @@ class GraphRecommender(torch.nn.Module):
         picked = pos - (lse if sample is None else torch.logaddexp(pos, lse))
         main = -picked.mean()
         # Per pair: each user's squared norm counts once per positive.
-        base_u, base_i = self.embedding.weight.index_select(0, torch.cat(parts[:2])).split([len(user_idx), len(cols)])
+        base_u, base_i = self.embedding.weight.index_select(0, index[: len(user_idx) + len(cols)]).split([len(user_idx), len(cols)])
         per_user = torch.bincount(rows, minlength=len(user_idx)).to(base_u.dtype)
         reg = ((per_user * base_u.pow(2).sum(1)).sum() + base_i.pow(2).sum()) / (2 * len(rows))
         return main + weight_decay * reg
