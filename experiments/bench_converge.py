@@ -17,7 +17,9 @@ its validation split and pair events, so validation is carved from train and tie
 learnt from co-engagement as for a published split) and ``world-100k`` (a 100,000-user world, 1.8M
 training pairs). ``--epoch-1m`` also times multinomial steps on a 1,000,000-user world (read as
 codes) and gives the epoch as its steps plus one validation pass (timed on 1 % of the validation
-users, scaled up); ``--sets --epoch-1m`` runs that alone.
+users, scaled up): over every validation user (``epoch_seconds``) and over early stopping's sample
+of ``valid_max_users`` (``training_epoch_seconds``, what ``guanxi train`` spends an epoch);
+``--sets --epoch-1m`` runs that alone.
 
 Writes experiments/results/bench_converge.json and prints a Markdown table.
 """
@@ -159,6 +161,9 @@ def epoch_1m(steps: int = 4, valid_share: float = 0.01) -> dict:
     valid_s = sample_s * len(users) / len(picked)
     step = statistics.median(times)
     steps_per_epoch = -(-len(active) // batch)
+    # what training's epoch ranks: early stopping's sample of validation users, same linear scaling
+    sampled = min(config.valid_max_users, len(users)) if config.valid_max_users else len(users)
+    sampled_s = sample_s * sampled / len(picked)
     return {"users": prep.idmap.num_users, "items": prep.idmap.num_items, "train_pairs": int(prep.train_csr.nnz),
             "users_per_step": batch, "items_per_step": n_sample, "steps_per_epoch": steps_per_epoch,
             "step_seconds": [round(x, 2) for x in times], "median_step_seconds": round(step, 2),
@@ -166,7 +171,10 @@ def epoch_1m(steps: int = 4, valid_share: float = 0.01) -> dict:
             "validation_users": int(len(users)), "validation_sample_seconds": round(sample_s, 1),
             "prepare_seconds": round(prepare_s, 1), "prepare_peak_rss_gb": round(prepare_peak_gb, 1),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 1),
-            "epoch_seconds": round(steps_per_epoch * step + valid_s, 1)}
+            "epoch_seconds": round(steps_per_epoch * step + valid_s, 1),
+            "early_stopping_validation_users": int(sampled),
+            "early_stopping_validation_seconds": round(sampled_s, 1),
+            "training_epoch_seconds": round(steps_per_epoch * step + sampled_s, 1)}
 
 
 def main() -> int:
