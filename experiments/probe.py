@@ -60,6 +60,8 @@ def run(data: str, variants: list[str], seeds: list[int], base: list[str]) -> li
                    "wall_seconds": round(time.perf_counter() - start, 1)}
             if "chosen_param" in m:
                 row["chosen_param"] = m["chosen_param"]
+            if getattr(result.model, "support_weight", None) is not None:  # after the validation rescale
+                row["support_weight"] = round(result.model.support_weight.item(), 4)
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
