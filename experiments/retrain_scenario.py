@@ -12,7 +12,9 @@ retrain, promote, and measure the gain on the new holdout.
    (impressions are logged).
 4. `guanxi retrain` (in process): holdout = the newest 20 % of the day; champion and candidate are
    judged on it through the serving path; the gate decides.
-5. The running server picks up the new champion; its model_version is checked over HTTP.
+5. If the gate promoted, the running server picks up the new champion; its model_version is
+   checked over HTTP. The holdout of the users with the planted shift is judged through
+   `retrain`'s `on_judged` hook, on the same two models the gate judged.
 Writes experiments/results/retrain_scenario.json and prints a summary.
 """
 from __future__ import annotations
@@ -130,9 +132,19 @@ def main() -> None:
         print(f"posted {len(day)} events and made {min(asked, len(users))} /recommend calls in {posted:.0f}s", flush=True)
         before = post(port, "/recommend", {"user_id": str(users[0])})["model_version"]
 
+        from guanxi.app.holdout import evaluate_served
+
+        on_shifted: dict[str, float] = {}
+
+        def judge_shifted(champion, candidate, holdout, known) -> None:
+            """The gate's own judgement, on the holdout of the users with the planted shift."""
+            shifted = holdout[holdout["user_id"].astype(str).isin(shifted_ids)]
+            on_shifted["champion"] = evaluate_served(champion, shifted, known)["recall_at_20"]
+            on_shifted["candidate"] = evaluate_served(candidate, shifted, known)["recall_at_20"]
+
         config = RetrainConfig() if args.budget is None else RetrainConfig(time_budget=args.budget)
         t = time.perf_counter()
-        result = retrain(WORK / "events.db", uri, config=config, progress=False)
+        result = retrain(WORK / "events.db", uri, config=config, progress=False, on_judged=judge_shifted)
         retrain_s = time.perf_counter() - t
         use_tracking(uri)
         deadline = time.monotonic() + 60
@@ -140,26 +152,13 @@ def main() -> None:
         while time.monotonic() < deadline and after == before and result["decision"] == "promoted":
             time.sleep(1)
             after = post(port, "/recommend", {"user_id": str(users[0])})["model_version"]
-
-        from guanxi.serving.champion import load_served
-        from guanxi.app.holdout import evaluate_served
-        from guanxi.app.retrain_data import build_retrain_dataset
-        from guanxi.features.datasets import load_dataset
-        from guanxi.serving.events import SQLiteEventStore
-
-        store = SQLiteEventStore(WORK / "events.db")
-        _, holdout, known = build_retrain_dataset(load_dataset(str(world)), store.events_since(0), set(), 0.2)
-        shifted = holdout[holdout["user_id"].astype(str).isin(shifted_ids)]
-        champ = load_served("models:/guanxi/1", tracking_uri=uri).recommender
-        cand = load_served(f"models:/guanxi/{result['version']}", tracking_uri=uri).recommender
-        on_shifted = {"champion": evaluate_served(champ, shifted, known)["recall_at_20"],
-                      "candidate": evaluate_served(cand, shifted, known)["recall_at_20"]}
     finally:
         stop_server(proc)
     h = result["holdout"]
     summary = {
         "world": {"users": args.users, "seed": 3}, "plan": plan, "post_seconds": round(posted, 1),
-        "retrain_seconds": round(retrain_s, 1), "retrain_epochs": result["epochs"],
+        "retrain_seconds": round(retrain_s, 1), "retrain_budget_seconds": config.time_budget,
+        "retrain_epochs": result["epochs"],
         "retrain_stopped": result["stopped"], "decision": result["decision"], "reasons": result["reasons"],
         "champion_version": result["champion_version"], "candidate_version": result["version"],
         "served_version_before": before, "served_version_after": after,

@@ -15,6 +15,7 @@ import pytest
 from guanxi.serving.events import SQLiteEventStore
 from guanxi.app.cli import main
 from guanxi.registry import alias_version, champion_history, use_tracking
+from guanxi.app.holdout import evaluate_served
 from guanxi.app.retrain import RetrainConfig, load_retrain_config, retrain
 from guanxi.app.retrain_data import build_retrain_dataset
 from guanxi.app.retrain_lock import RetrainBusy, RetrainLock
@@ -61,8 +62,15 @@ def test_retrain_rejects_by_margin_then_promotes_and_rolls_back(ops, tmp_path):
     store.append(events)
     store.log_impressions(events[0]["user_id"], [events[0]["item_id"], "c1", "c2"], 1_700_000_000, "1")
     strict = RetrainConfig(margin=10.0, time_budget=60)
-    result = retrain(ops["db"], ops["uri"], config=strict, overrides=["max_epochs=3"], progress=False)
+    judged = []
+    result = retrain(ops["db"], ops["uri"], config=strict, overrides=["max_epochs=3"], progress=False,
+                     on_judged=lambda *seen: judged.append(seen))
     assert result["decision"] == "rejected" and alias_version("champion") == "1"
+    # the hook sees the two models and the holdout as the gate judged them
+    (champion, candidate, holdout, known), = judged
+    assert len(holdout) and len(known)
+    for name, rec in (("champion", champion), ("candidate", candidate)):
+        assert evaluate_served(rec, holdout, known)["recall_at_20"] == result["holdout"][name]["recall_at_20"]
     assert alias_version("candidate") == result["version"] == "2"
     assert any("does not beat" in r for r in result["reasons"])
     client = mlflow.MlflowClient()

@@ -35,6 +35,7 @@ from pydantic import model_validator
 
 from guanxi.features.json_file import write_json
 from guanxi.serving.event_stores import open_event_store
+from guanxi.serving.recommender import Recommender
 from guanxi.app.retrain_data import build_retrain_dataset, drift_report, plot_drift, replay_policy
 from guanxi.yaml_config import FrozenConfig, load_yaml_config
 
@@ -133,13 +134,18 @@ def decide(champion: dict, candidate: dict, violations: int, config: RetrainConf
 def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | None = None,
             config: RetrainConfig = RetrainConfig(), overrides: list[str] | None = None,
             progress: bool = True, say: Callable[[str], None] = print, items: str | Path | None = None,
-            policy: str | Path | None = None) -> dict:
+            policy: str | Path | None = None,
+            on_judged: Callable[[Recommender, Recommender, pd.DataFrame, pd.DataFrame], None] | None = None) -> dict:
     """Run one retrain (module doc). Returns ``{"decision": "promoted"|"rejected"|"no-op", ...}``.
 
     Args:
         items: a catalogue update (``items.tsv`` format) classifying items first seen in feedback.
         policy: the policy file the service runs (default ``$GUANXI_POLICY``, else the packaged one):
             the candidate's slates are replayed under it.
+        on_judged: called as ``on_judged(champion, candidate, holdout, known)`` once the gate has
+            judged them (served recommenders as the gate saw them, before the candidate is
+            registered with the holdout counted as consumed), so a caller can judge a part of the
+            holdout the same way (``experiments/retrain_scenario.py``: the users with a planted shift).
 
     Raises:
         ValueError: no champion to start from, or its data cannot be found.
@@ -223,6 +229,8 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
         if len(holdout):
             m_champ = evaluate_served(champion, holdout, rd.known, progress=progress)
             m_cand = evaluate_served(candidate, holdout, rd.known, progress=progress)
+            if on_judged is not None:
+                on_judged(champion, candidate, holdout, rd.known)
         else:
             m_champ = m_cand = None
         # The replay runs the deployed policy through the path serving takes (same retrieval setup).
