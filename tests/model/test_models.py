@@ -255,13 +255,15 @@ def test_the_support_weight_is_rescaled_to_the_validation_best_of_its_scales():
         recalls[scale] = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)["recall_at_20"]
     with torch.no_grad():
         model.support_weight.fill_(learnt)
-    chosen = _tune_support(model, prep, prep.valid_task, True, scales)
+    score, fallback = make_scorers(model, prep, True)                       # one ranker for every scale
+    chosen = _tune_support(model, score, fallback, prep.valid_task, scales)
     assert chosen == max(recalls, key=recalls.get)                           # the first best on a tie
     assert float(model.support_weight.detach()) == pytest.approx(learnt * chosen)
     with torch.no_grad():
         model.support_weight.fill_(learnt)
     # early stopping's recall stands for scale 1, not ranked again: a recall of 1 cannot be beaten
-    assert _tune_support(model, prep, prep.valid_task, True, scales, learnt_recall=1.0) == 1.0
+    assert _tune_support(model, score, fallback, prep.valid_task, scales, learnt_recall=1.0) == 1.0
     assert float(model.support_weight.detach()) == pytest.approx(learnt)
     plain = train(data, TrainConfig(model="guanxi", max_epochs=1, dim=16, social_score="off"), progress=False)
-    assert _tune_support(plain.model, plain.prepared, plain.prepared.valid_task, True, scales) == 1.0
+    assert _tune_support(plain.model, *make_scorers(plain.model, plain.prepared, True), plain.prepared.valid_task,
+                         scales) == 1.0

@@ -319,9 +319,9 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
     if device.type != "cpu":  # the result (and what is saved from it) lives on the CPU
         model.adjacency = prep.adjacency
         model = model.cpu()
-    _tune_support(model, prep, select_task, social, config.support_scale_list,
-                  learnt_recall=best_recall if best_state is not None else None)
     score, fallback = make_scorers(model, prep, social)
+    _tune_support(model, score, fallback, select_task, config.support_scale_list,
+                  learnt_recall=best_recall if best_state is not None else None)
     valid = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
     metrics = evaluate_ranking(score, prep.test_task, fallback, progress=progress)
     metrics["valid"] = valid
@@ -329,10 +329,12 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
 
 
 @torch.no_grad()
-def _tune_support(model: GraphRecommender, prep: Prepared, task: RankingTask, social: bool,
+def _tune_support(model: GraphRecommender, score: ScoreFn, fallback: ScoreFn, task: RankingTask,
                   scales: tuple[float, ...], learnt_recall: float | None = None) -> float:
     """Multiply the learnt social-support weight by the one of ``scales`` whose validation
     recall@20 on ``task`` is best (the first on a tie) and return it; 1.0 without a support term.
+    ``score``, ``fallback``: the model's scorers (:func:`make_scorers`), built once: the
+    propagation does not depend on the weight, which the ranker reads at each call.
     ``learnt_recall``: the model's recall on ``task`` as it is (early stopping's best), reused
     for scale 1 instead of ranking it again.
 
@@ -348,7 +350,6 @@ def _tune_support(model: GraphRecommender, prep: Prepared, task: RankingTask, so
             recall = learnt_recall
         else:
             model.support_weight.copy_(learnt * scale)
-            score, fallback = make_scorers(model, prep, social)
             recall = evaluate_ranking(score, task, fallback, breakdowns=False)["recall_at_20"]
         logger.info("support weight x%g: validation recall@20 %.4f", scale, recall)
         if recall > best_recall:
