@@ -1,4 +1,5 @@
 """Every model through one contract, on data with a known right answer."""
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -238,9 +239,11 @@ def test_sparse_products_equal_torch_sparse_mm_bit_for_bit_and_keep_the_symmetri
 
 
 def test_the_support_weight_is_rescaled_to_the_validation_best_of_its_scales():
-    from guanxi.training.train import _tune_support
+    from guanxi.training.support_scale import ScaleRow, choose_scale, tune_support
 
     data = two_communities()
+    ids = data.items["item_id"].to_numpy()
+    data = dataclasses.replace(data, items=make_items(ids, np.where(np.arange(len(ids)) % 3 == 0, "merchant", "content")))
     result = train(data, TrainConfig(model="guanxi", max_epochs=4, dim=16, social_score="on", support_scales=""),
                    progress=False)
     model, prep = result.model, result.prepared
@@ -256,14 +259,28 @@ def test_the_support_weight_is_rescaled_to_the_validation_best_of_its_scales():
     with torch.no_grad():
         model.support_weight.fill_(learnt)
     score, fallback = make_scorers(model, prep, True)                       # one ranker for every scale
-    chosen = _tune_support(model, score, fallback, prep.valid_task, scales)
+    chosen = tune_support(model, score, fallback, prep.valid_task, scales)
     assert chosen == max(recalls, key=recalls.get)                           # the first best on a tie
     assert float(model.support_weight.detach()) == pytest.approx(learnt * chosen)
     with torch.no_grad():
         model.support_weight.fill_(learnt)
+    # the per-kind guard judges each scale's kinds, so it ranks scale 1 too
+    rows = []
+    for scale in scales:
+        with torch.no_grad():
+            model.support_weight.fill_(learnt * scale)
+        m = evaluate_ranking(score, prep.valid_task, fallback)
+        rows.append(ScaleRow(scale, m["recall_at_20"], {k: v["recall_at_20"] for k, v in m["breakdowns"]["kind"].items()}))
+    with torch.no_grad():
+        model.support_weight.fill_(learnt)
+    assert rows[0].kinds                                                     # the data's kinds are judged
+    assert tune_support(model, score, fallback, prep.valid_task, scales, learnt_recall=1.0, guard=0.05) \
+        == choose_scale(rows, 0.05)
+    with torch.no_grad():
+        model.support_weight.fill_(learnt)
     # early stopping's recall stands for scale 1, not ranked again: a recall of 1 cannot be beaten
-    assert _tune_support(model, score, fallback, prep.valid_task, scales, learnt_recall=1.0) == 1.0
+    assert tune_support(model, score, fallback, prep.valid_task, scales, learnt_recall=1.0) == 1.0
     assert float(model.support_weight.detach()) == pytest.approx(learnt)
     plain = train(data, TrainConfig(model="guanxi", max_epochs=1, dim=16, social_score="off"), progress=False)
-    assert _tune_support(plain.model, *make_scorers(plain.model, plain.prepared, True), plain.prepared.valid_task,
-                         scales) == 1.0
+    assert tune_support(plain.model, *make_scorers(plain.model, plain.prepared, True), plain.prepared.valid_task,
+                        scales) == 1.0

@@ -76,6 +76,8 @@ def test_retrain_rejects_by_margin_then_promotes_and_rolls_back(ops, tmp_path):
     client = mlflow.MlflowClient()
     run = client.get_run(result["run_id"])
     assert run.data.tags["decision"] == "reject" and "does not beat" in run.data.tags["reasons"]
+    # the candidate's support grid was chosen under the gate's own per-kind bound
+    assert float(run.data.params["support_kind_guard"]) == strict.max_group_drop
     assert {"drift.json", "drift.png"} <= {a.path for a in client.list_artifacts(result["run_id"])}
     drift = json.loads(Path(client.download_artifacts(result["run_id"], "drift.json", str(tmp_path))).read_text())
     assert drift["drift"]["events"] == result["new_events"] > 0

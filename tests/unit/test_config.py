@@ -61,3 +61,9 @@ def test_support_scales_must_be_positive_numbers(value):
     with pytest.raises(ValueError, match="support_scales"):
         load_config(None, [f"support_scales={value}"])
     assert load_config(None, ["support_scales="]).support_scale_list == ()
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5"])
+def test_support_kind_guard_is_a_recall_difference(value):
+    with pytest.raises(ValueError, match="support_kind_guard"):
+        load_config(None, [f"support_kind_guard={value}"])

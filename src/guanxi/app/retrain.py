@@ -8,7 +8,8 @@ Stages (one log line each):
    whatever earlier gates decided), forgotten users dropped everywhere, events on items no catalogue
    has classified held back; the newest ``holdout_fraction`` of the arrivals since the watermark
    (by arrival order) is the holdout, trained on by the next retrain;
-3. train a new model with the champion's config, warm-started from its weights where ids persist;
+3. train a new model with the champion's config, warm-started from its weights where ids persist,
+   its support weight chosen under the gate's per-kind guardrail (``support_kind_guard``);
 4. judge candidate and champion on the same holdout through the serving path
    (:mod:`guanxi.app.holdout`), and replay the deployed policy on the candidate's slates;
 5. decide: recall@20 must beat the champion's by ``margin`` (relative), no kind or sparsity group
@@ -214,7 +215,10 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
                   + (f"; {rd.held_back} events on {len(rd.unclassified)} unclassified items held back "
                      f"(e.g. {rd.unclassified[0]!r}; classify them with --items)" if rd.held_back else ""), say)
         params = {k: v for k, v in run.data.params.items() if k != "data"}
-        train_config = load_config(None, [f"{k}={v}" for k, v in sorted(params.items())] + list(overrides or [])
+        # The support weight's grid is chosen under the gate's own per-kind guardrail (on the
+        # candidate's validation carve), so the candidate does not trade a kind away to win overall.
+        train_config = load_config(None, [f"{k}={v}" for k, v in sorted(params.items())]
+                                   + [f"support_kind_guard={config.max_group_drop}"] + list(overrides or [])
                                    + [f"time_budget={config.time_budget}"])
         warm = warm_starter(champ_dir) if config.warm_start and (champ_dir / "state_dict.pt").is_file() else None
         _stage(3, f"training {train_config.model} (warm start: {'yes' if warm else 'no'}, "

@@ -53,6 +53,7 @@ class TrainConfig(FrozenConfig):
     user_batch: int = 0
     sample_items: int = 0
     support_scales: str = "1,2,4,8,16,32"
+    support_kind_guard: float = 0.0
 
     @property
     def support_scale_list(self) -> tuple[float, ...]:
@@ -97,6 +98,8 @@ class TrainConfig(FrozenConfig):
             raise ValueError(f"support_scales must be comma-separated numbers such as 1,2,4, got {self.support_scales!r}") from None
         if any(not s > 0 for s in scales):
             raise ValueError(f"support_scales must all be > 0, got {self.support_scales!r}")
+        if not 0.0 <= self.support_kind_guard <= 1.0:
+            raise ValueError(f"support_kind_guard must be in [0, 1] (recall@20, absolute), got {self.support_kind_guard}")
         try:
             fanouts = self.fanout_list
         except ValueError:

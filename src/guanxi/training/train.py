@@ -35,6 +35,7 @@ from guanxi.training.model import GraphRecommender
 from guanxi.training.sampled import SampledTrainer
 from guanxi.training.social_gate import SocialGate
 from guanxi.training.support import SupportRows
+from guanxi.training.support_scale import tune_support
 
 logger = logging.getLogger(__name__)
 
@@ -320,42 +321,12 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
         model.adjacency = prep.adjacency
         model = model.cpu()
     score, fallback = make_scorers(model, prep, social)
-    _tune_support(model, score, fallback, select_task, config.support_scale_list,
-                  learnt_recall=best_recall if best_state is not None else None)
+    tune_support(model, score, fallback, select_task, config.support_scale_list,
+                 learnt_recall=best_recall if best_state is not None else None, guard=config.support_kind_guard)
     valid = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
     metrics = evaluate_ranking(score, prep.test_task, fallback, progress=progress)
     metrics["valid"] = valid
     return TrainResult(model, prep, metrics, history, best_epoch, epoch, train_seconds, stopped)
-
-
-@torch.no_grad()
-def _tune_support(model: GraphRecommender, score: ScoreFn, fallback: ScoreFn, task: RankingTask,
-                  scales: tuple[float, ...], learnt_recall: float | None = None) -> float:
-    """Multiply the learnt social-support weight by the one of ``scales`` whose validation
-    recall@20 on ``task`` is best (the first on a tie) and return it; 1.0 without a support term.
-    ``score``, ``fallback``: the model's scorers (:func:`make_scorers`), built once: the
-    propagation does not depend on the weight, which the ranker reads at each call.
-    ``learnt_recall``: the model's recall on ``task`` as it is (early stopping's best), reused
-    for scale 1 instead of ranking it again.
-
-    The softmax learns the weight that best explains the training pairs; ranking held-out items
-    wants the contacts' engagement weighed more (on the world's validation, recall@20 0.142 at the
-    learnt weight, 0.178 at 32 times it; experiments/LOG.md)."""
-    if model.support_weight is None or not scales:
-        return 1.0
-    learnt = model.support_weight.detach().clone()
-    best, best_recall = 1.0, -1.0
-    for scale in scales:
-        if scale == 1.0 and learnt_recall is not None:
-            recall = learnt_recall
-        else:
-            model.support_weight.copy_(learnt * scale)
-            recall = evaluate_ranking(score, task, fallback, breakdowns=False)["recall_at_20"]
-        logger.info("support weight x%g: validation recall@20 %.4f", scale, recall)
-        if recall > best_recall:
-            best, best_recall = scale, recall
-    model.support_weight.copy_(learnt * best)
-    return best
 
 
 def _train_item_model(prep: Prepared, config: TrainConfig, progress: bool) -> TrainResult:
