@@ -4,7 +4,10 @@ Training writes it (:func:`guanxi.training.bundle.save_bundle` turns a model int
 :func:`write_bundle`); serving reads it with :func:`load_bundle`. numpy, scipy, pandas and pyarrow only: no torch.
 
 Files in a bundle directory:
-    bundle.json      format version, model name, config, dims, fallback kind, test metrics
+    bundle.json      format version, model name, config, dims, fallback kind, test metrics, the
+                     social-support weight and ``support_ties``: whose engagement the support term
+                     counts, ``circles`` (each contact's circle weight x strength, the default) or
+                     ``listed`` (every listed contact weighs 1)
     idmap.json       user and item ids in index order
     user_emb.npy     ``[U, d']`` and ``item_emb.npy`` ``[I, d']`` float32 whose dot product is the
                      model's score (see ``GraphRecommender.serving_vectors``); absent for
@@ -53,7 +56,7 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
                  vectors: tuple[np.ndarray, np.ndarray] | None, items: pd.DataFrame,
                  circles: pa.Table, history: sp.csr_matrix, popularity: np.ndarray,
                  metrics: dict, support_weight: float = 0.0, history_types: np.ndarray | None = None,
-                 servable: bool | None = None) -> Path:
+                 servable: bool | None = None, support_ties: str = "circles") -> Path:
     """Write a bundle directory (see module doc).
 
     Args:
@@ -65,7 +68,12 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
             (:func:`guanxi.features.circles.circles_table`).
         popularity: ``[I]`` in [0, 1].
         servable: defaults to ``vectors is not None or model_name == "popular"``.
+        support_weight, support_ties: the social-support term serving adds, ``support_weight x
+            log1p(sum over contacts of w x engaged)`` with ``w`` the circle weight x strength
+            (``"circles"``) or 1 (``"listed"``).
     """
+    if support_ties not in ("circles", "listed"):
+        raise ValueError(f"support_ties must be circles or listed, got {support_ties!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     idmap.save(out / "idmap.json")
@@ -90,7 +98,7 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
     meta = {"format": BUNDLE_FORMAT, "model": model_name, "config": config,
             "servable": servable if servable is not None else vectors is not None or model_name == "popular",
             "num_users": idmap.num_users, "num_items": idmap.num_items, "dim": dim,
-            "support_weight": float(support_weight),
+            "support_weight": float(support_weight), "support_ties": support_ties,
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
     (out / "bundle.json").write_text(json.dumps(meta, indent=2))
     return out

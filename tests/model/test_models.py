@@ -94,7 +94,8 @@ def test_monitor_watches_every_epoch_without_changing_the_choice(checkerboard):
         m = evaluate_ranking(score, prep.test_task, fallback, breakdowns=False)
         return {"watched_recall_at_20": m["recall_at_20"]}
 
-    config = TrainConfig(model="guanxi", max_epochs=25, patience=3, dim=16, lr=0.01, seed=1)
+    # no support term: it is added (and rescaled) after training, past what the monitor sees
+    config = TrainConfig(model="guanxi", max_epochs=25, patience=3, dim=16, lr=0.01, seed=1, social_score="off")
     plain = train(checkerboard, config, progress=False)
     watched = train(checkerboard, config, progress=False, monitor=watch)
     assert watched.best_epoch == plain.best_epoch and watched.epochs == plain.epochs
@@ -112,8 +113,8 @@ def test_early_stopping_reads_a_sample_of_validation_users_and_reports_all(check
     of the seeded sample; the reported validation metrics cover every validation user."""
     from guanxi.training.evaluate import sample_users
 
-    result = train(checkerboard, TrainConfig(model="guanxi", max_epochs=1, dim=16, valid_max_users=30, seed=2),
-                   progress=False)
+    result = train(checkerboard, TrainConfig(model="guanxi", max_epochs=1, dim=16, valid_max_users=30, seed=2,
+                                             social_score="off"), progress=False)    # the model as trained
     task = sample_users(result.prepared.valid_task, 30, seed=2)
     assert len(np.unique(task.test_user)) == 30
     assert result.metrics["valid"]["users"] == 120

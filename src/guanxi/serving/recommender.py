@@ -80,6 +80,8 @@ class Recommender:
                                                    for k, p in self.kind_items.items())
         config = bundle.meta.get("config", {})
         self.support_weight = float(bundle.meta.get("support_weight", 0.0))
+        # "listed": the support term counts every listed contact once, not by circle weight.
+        self.support_listed = bundle.meta.get("support_ties", "circles") == "listed"
         self.contacts = Contacts(bundle.circles, self.idmap, bundle.history, float(config.get("inner_weight", 1.0)),
                                  float(config.get("outer_weight", 0.3)), bool(config.get("use_circles", True)))
         self._all_contacts = self.contacts
@@ -278,11 +280,13 @@ class Recommender:
             return scored
         if uvec is not None:
             scores[entries[0]] = self._item_emb[entries[0]] @ uvec
-        support = support_sum(scored, weight.astype(np.float64))
         if known:
             if self.support_weight:
-                scores[entries[0]] += np.float32(self.support_weight) * np.log1p(support).astype(np.float32)
+                per_contact = np.ones(len(weight)) if self.support_listed else weight.astype(np.float64)
+                scores[entries[0]] += np.float32(self.support_weight) * np.log1p(
+                    support_sum(scored, per_contact)).astype(np.float32)
             return scored
+        support = support_sum(scored, weight.astype(np.float64))
         if support.max() > 0:        # the cold-start blend: popularity + circle_share
             scores[entries[0]] += circle_share(support).astype(np.float32)
             return Scored(scores, "circle", consumed, contacts, weight, strength, inner, *entries,

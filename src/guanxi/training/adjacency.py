@@ -40,7 +40,10 @@ class ModelGraph:
         adjacency: ``[U + I, U + I]`` normalised CSR, or None for models that do not propagate.
         pair_user, pair_item: ``[P]`` distinct training pairs, sorted by user then item.
         social: ``[U, U]`` CSR of the social weights the cold-start fallback spreads over.
-        support: guanxi's ``[U, I]`` social support (CSR or :class:`SupportRows`), or None.
+        support: guanxi's ``[U, I]`` social support (CSR or :class:`SupportRows`) whose weight
+            the model learns, or None.
+        listed: guanxi's ``[U, I]`` support over every listed tie (weight 1 each), added only
+            after training with a weight chosen on validation (``social_score: listed``), or None.
         gated: with ``social_gate`` (guanxi), the user-user entries taken out of ``adjacency``
             (after normalising) as ``(src [E], dst [E], values [E])`` for
             :class:`guanxi.training.social_gate.SocialGate`; else None.
@@ -52,6 +55,7 @@ class ModelGraph:
     social: sp.csr_matrix
     support: sp.csr_matrix | SupportRows | None
     gated: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    listed: sp.csr_matrix | SupportRows | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ def model_graph(config: TrainConfig, graph: HeteroData, tie_label: str | None = 
     Args:
         config: the model's config.
         graph: from :func:`guanxi.features.graph.build_graph` (circles for guanxi, listed ties else).
-        tie_label: the tie-strength report's label (``social_score: auto``, see :func:`_support`).
+        tie_label: the tie-strength report's label (``social_score: auto``, see :func:`support_mode`).
     """
     flat = _flatten(graph)
     pair_user, pair_item, pair_weight = _pairs(flat)
@@ -126,8 +130,10 @@ def model_graph(config: TrainConfig, graph: HeteroData, tie_label: str | None = 
     if adjacency is not None and config.model == "guanxi" and config.social_gate and len(social[0]):
         adjacency, src, dst, values = split_social(adjacency, flat.num_users)
         gated = (src, dst, values)
+    mode = support_mode(config, tie_label)
     return ModelGraph(adjacency, pair_user, pair_item, social_csr,
-                      _support(config, flat, pair_user, pair_item, tie_label), gated)
+                      _support(config, flat, pair_user, pair_item) if mode == "learnt" else None, gated,
+                      _listed_support(config, flat, pair_user, pair_item) if mode == "listed" else None)
 
 
 def _pairs(flat: _FlatGraph) -> Edges:
@@ -161,19 +167,29 @@ def _social_edges(config: TrainConfig, flat: _FlatGraph) -> Edges:
     return symmetric_mean(flat.so_user, flat.so_contact, w, flat.num_users)
 
 
-def _support(config: TrainConfig, flat: _FlatGraph, pair_user: np.ndarray, pair_item: np.ndarray,
-             tie_label: str | None) -> sp.csr_matrix | SupportRows | None:
-    """guanxi's ``[U, I]`` support ``log1p(sum_v w_uv * known[v, i])``, ``w_uv`` the user's own view
-    of contact ``v`` (capped at ``inner_weight``; ``inner_weight`` for every listed tie without
-    tie strength). None when the term is off or there are no contacts.
+def support_mode(config: TrainConfig, tie_label: str | None) -> str | None:
+    """Which social-support term guanxi gets: ``"learnt"``, ``"listed"`` or None.
 
-    ``social_score: auto`` turns it on only when tie strength was learnt from pair events
-    (``tie_label == "later_window"``): strengths learnt from item overlap are high exactly for
-    contacts who share the user's *training* items, which inflates support on training positives
-    and not on held-out ones (measured on LastFM: test recall@20 0.268 with it, 0.282 without).
+    ``social_score: auto`` learns the term's weight when tie strength was learnt from pair events
+    (``tie_label == "later_window"``). Strengths learnt from item overlap are high exactly for
+    contacts who share the user's *training* items, which inflates a support built on them on
+    training positives and not on held-out ones (LastFM: test recall@20 0.268 with it, 0.282
+    without); there ``auto`` takes the ``listed`` term instead: every listed tie weighs 1, nothing is
+    learnt from it, and its weight is chosen on validation after training (``listed_weights``).
     """
-    wanted = config.social_score == "on" or (config.social_score == "auto" and tie_label == "later_window")
-    if config.model != "guanxi" or not wanted or not config.use_social or len(flat.so_user) == 0:
+    if config.model != "guanxi" or not config.use_social or config.social_score == "off":
+        return None
+    if config.social_score == "on" or (config.social_score == "auto" and tie_label == "later_window"):
+        return "learnt"
+    return "listed"
+
+
+def _support(config: TrainConfig, flat: _FlatGraph, pair_user: np.ndarray,
+             pair_item: np.ndarray) -> sp.csr_matrix | SupportRows | None:
+    """guanxi's learnt ``[U, I]`` support ``log1p(sum_v w_uv * known[v, i])``, ``w_uv`` the user's
+    own view of contact ``v`` (capped at ``inner_weight``; ``inner_weight`` for every listed tie
+    without tie strength). None without contacts."""
+    if len(flat.so_user) == 0:
         return None
     n = flat.num_users
     if not config.use_tie_strength:
@@ -183,6 +199,20 @@ def _support(config: TrainConfig, flat: _FlatGraph, pair_user: np.ndarray, pair_
         w = circle_weights(flat.so_inner, flat.so_strength, config.inner_weight, config.outer_weight,
                            config.use_circles)
     weights = sp.csr_matrix((np.minimum(w, config.inner_weight), (u, v)), shape=(n, n))
+    known = sp.csr_matrix((np.ones(len(pair_user), np.float32), (pair_user, pair_item)),
+                          shape=(n, flat.num_items))
+    return social_support(weights, known)
+
+
+def _listed_support(config: TrainConfig, flat: _FlatGraph, pair_user: np.ndarray,
+                    pair_item: np.ndarray) -> sp.csr_matrix | SupportRows | None:
+    """``[U, I]`` ``log1p`` of how many of the user's listed contacts engaged with each item in
+    training (every tie weighs 1, both directions). None without contacts."""
+    if len(flat.so_user) == 0:
+        return None
+    n = flat.num_users
+    u, v, w = _all_ties(flat, 1.0)
+    weights = sp.csr_matrix((w, (u, v)), shape=(n, n))
     known = sp.csr_matrix((np.ones(len(pair_user), np.float32), (pair_user, pair_item)),
                           shape=(n, flat.num_items))
     return social_support(weights, known)

@@ -27,7 +27,7 @@ def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
     (``state_dict.pt``, for warm starts) and the rest of the bundle; ``history_types`` ``[nnz]``
     aligns with ``history.indices``."""
     vectors = None
-    support_weight = 0.0
+    support_weight, support_ties = 0.0, "circles"
     if model is not None:
         model.eval()
         with torch.no_grad():
@@ -36,9 +36,10 @@ def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
         vectors = (users.detach().cpu().numpy(), item_vecs.detach().cpu().numpy())
         if getattr(model, "support_weight", None) is not None:
             support_weight = model.support_weight.item()
+            support_ties = getattr(model, "support_ties", "circles")
     out = write_bundle(out, model_name=model_name, config=config, idmap=idmap, vectors=vectors, items=items,
                        circles=circles, history=history, popularity=popularity, metrics=metrics,
-                       support_weight=support_weight, history_types=history_types)
+                       support_weight=support_weight, history_types=history_types, support_ties=support_ties)
     if model is not None:
         torch.save(model.state_dict(), out / "state_dict.pt")
     return out

@@ -54,11 +54,17 @@ class TrainConfig(FrozenConfig):
     sample_items: int = 0
     support_scales: str = "1,2,4,8,16,32"
     support_kind_guard: float = 0.0
+    listed_weights: str = "0,0.1,0.2,0.4,0.8,1.6,3.2"
 
     @property
     def support_scale_list(self) -> tuple[float, ...]:
         """``support_scales`` as numbers (empty: keep the learnt support weight)."""
         return tuple(float(f) for f in str(self.support_scales).replace(" ", "").split(",") if f)
+
+    @property
+    def listed_weight_list(self) -> tuple[float, ...]:
+        """``listed_weights`` as numbers."""
+        return tuple(float(f) for f in str(self.listed_weights).replace(" ", "").split(",") if f)
 
     @property
     def fanout_list(self) -> tuple[int, ...]:
@@ -88,8 +94,14 @@ class TrainConfig(FrozenConfig):
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.lr <= 0 or self.temperature <= 0:
             raise ValueError(f"lr and temperature must be > 0, got {self.lr}, {self.temperature}")
-        if self.social_score not in ("auto", "on", "off"):
-            raise ValueError(f"social_score must be auto, on or off, got {self.social_score!r}")
+        if self.social_score not in ("auto", "on", "off", "listed"):
+            raise ValueError(f"social_score must be auto, on, off or listed, got {self.social_score!r}")
+        try:
+            listed = self.listed_weight_list
+        except ValueError:
+            raise ValueError(f"listed_weights must be comma-separated numbers such as 0,0.5,1, got {self.listed_weights!r}") from None
+        if not listed or any(not w >= 0 for w in listed):
+            raise ValueError(f"listed_weights must be one or more numbers >= 0, got {self.listed_weights!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device must be cpu, cuda or auto, got {self.device!r}")
         try:

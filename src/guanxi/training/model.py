@@ -119,6 +119,19 @@ class GraphRecommender(torch.nn.Module):
         # Starts at 0: the term earns its weight from the data or stays out of the way.
         self.support_weight = torch.nn.Parameter(torch.tensor(0.0)) if support is not None else None
         self.social_gate = social_gate
+        self.support_ties = "circles"     # whose engagement the support counts (serving reads it)
+
+    def attach_listed_support(self, support: "sp.csr_matrix") -> None:
+        """After training: add ``support`` ``[U, I]`` (``log1p`` of how many listed contacts engaged,
+        every tie weighing 1) to the scores with weight 1, for :func:`tune_support
+        <guanxi.training.support_scale.tune_support>` to rescale on validation. Nothing of it is
+        learnt; a model that already has a support term cannot take a second one."""
+        if self.support is not None:
+            raise ValueError("the model already has a social-support term")
+        self.support = support
+        self.support_weight = torch.nn.Parameter(torch.tensor(1.0, device=self.embedding.weight.device),
+                                                 requires_grad=False)
+        self.support_ties = "listed"
 
     def support_pairs(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         """``[n]`` social support of the pairs (0 without a support matrix)."""

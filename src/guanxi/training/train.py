@@ -69,6 +69,7 @@ class Prepared:
     tie_report: TieStrengthReport | None
     seconds: float
     gated_social: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    listed_support: sp.csr_matrix | SupportRows | None = None
 
 
 @dataclass
@@ -130,7 +131,7 @@ def prepare(dataset: Dataset | CodedDataset, config: TrainConfig) -> Prepared:
         test_task=_task(idmap, data.test, known_csr, known_count, item_kind),
         item_kind=item_kind, popularity=popularity_scores(train_csr), circles=circles,
         support=edges.support, tie_report=report, seconds=time.perf_counter() - start,
-        gated_social=edges.gated)
+        gated_social=edges.gated, listed_support=edges.listed)
 
 
 def _descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
@@ -320,9 +321,14 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
     if device.type != "cpu":  # the result (and what is saved from it) lives on the CPU
         model.adjacency = prep.adjacency
         model = model.cpu()
-    score, fallback = make_scorers(model, prep, social)
-    tune_support(model, score, fallback, select_task, config.support_scale_list,
-                 learnt_recall=best_recall if best_state is not None else None, guard=config.support_kind_guard)
+    if prep.listed_support is not None:      # added only now: nothing of it is learnt
+        model.attach_listed_support(prep.listed_support)
+        score, fallback = make_scorers(model, prep, social)
+        tune_support(model, score, fallback, select_task, config.listed_weight_list, guard=config.support_kind_guard)
+    else:
+        score, fallback = make_scorers(model, prep, social)
+        tune_support(model, score, fallback, select_task, config.support_scale_list,
+                     learnt_recall=best_recall if best_state is not None else None, guard=config.support_kind_guard)
     valid = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
     metrics = evaluate_ranking(score, prep.test_task, fallback, progress=progress)
     metrics["valid"] = valid
