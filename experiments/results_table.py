@@ -65,6 +65,11 @@ def stale_keys(config: dict, train_seconds: float, row: dict | None) -> list[str
             else str(then) == str(now)
         if not same:
             out.append(f"{key}={then}")
+    # Before `listed_weights` existed, guanxi on ties without pair events had no support term at
+    # all; world rows (pair events: the learnt term) and runs without social edges are unaffected.
+    if ("listed_weights" not in config and row["model"] == "guanxi" and "world" not in row
+            and current["use_social"] and current["social_score"] in ("auto", "listed")):
+        out.append("listed_weights=none")
     return sorted(out)
 
 

@@ -51,6 +51,16 @@ def test_world_rows_ignore_the_carve_and_an_unreached_budget_is_moot():
     assert stale_keys(*run, carved) == ["valid_fraction=0.3"]
 
 
+def test_runs_from_before_the_listed_term_are_flagged_where_it_applies():
+    stale_keys = _module().stale_keys
+    old = _run(["model=guanxi"], drop=("listed_weights",))
+    assert stale_keys(*old, {"name": "c", "model": "guanxi"}) == ["listed_weights=none"]
+    assert stale_keys(*old, {"name": "w", "model": "guanxi", "world": {"users": 10, "seed": 0}}) == []
+    no_social = _run(["model=guanxi", "use_social=false"], drop=("listed_weights",))
+    assert stale_keys(*no_social, {"name": "n", "model": "guanxi", "set": ["use_social=false"]}) == []
+    assert stale_keys(*_run(["model=guanxi"]), {"name": "c", "model": "guanxi"}) == []
+
+
 def test_gap_to_the_best_baseline_per_dataset():
     gap_lines = _module().gap_lines
     run = lambda r, n: {"recall_at_20": r, "ndcg_at_20": n}  # noqa: E731
