@@ -133,7 +133,7 @@ def model_graph(config: TrainConfig, graph: HeteroData, tie_label: str | None = 
     mode = support_mode(config, tie_label)
     return ModelGraph(adjacency, pair_user, pair_item, social_csr,
                       _support(config, flat, pair_user, pair_item) if mode == "learnt" else None, gated,
-                      _listed_support(config, flat, pair_user, pair_item) if mode == "listed" else None)
+                      _listed_support(flat, pair_user, pair_item) if mode == "listed" else None)
 
 
 def _pairs(flat: _FlatGraph) -> Edges:
@@ -199,23 +199,23 @@ def _support(config: TrainConfig, flat: _FlatGraph, pair_user: np.ndarray,
         w = circle_weights(flat.so_inner, flat.so_strength, config.inner_weight, config.outer_weight,
                            config.use_circles)
     weights = sp.csr_matrix((np.minimum(w, config.inner_weight), (u, v)), shape=(n, n))
-    known = sp.csr_matrix((np.ones(len(pair_user), np.float32), (pair_user, pair_item)),
-                          shape=(n, flat.num_items))
-    return social_support(weights, known)
+    return social_support(weights, _known(flat, pair_user, pair_item))
 
 
-def _listed_support(config: TrainConfig, flat: _FlatGraph, pair_user: np.ndarray,
-                    pair_item: np.ndarray) -> sp.csr_matrix | SupportRows | None:
+def _listed_support(flat: _FlatGraph, pair_user: np.ndarray, pair_item: np.ndarray) -> sp.csr_matrix | SupportRows | None:
     """``[U, I]`` ``log1p`` of how many of the user's listed contacts engaged with each item in
     training (every tie weighs 1, both directions). None without contacts."""
     if len(flat.so_user) == 0:
         return None
     n = flat.num_users
     u, v, w = _all_ties(flat, 1.0)
-    weights = sp.csr_matrix((w, (u, v)), shape=(n, n))
-    known = sp.csr_matrix((np.ones(len(pair_user), np.float32), (pair_user, pair_item)),
-                          shape=(n, flat.num_items))
-    return social_support(weights, known)
+    return social_support(sp.csr_matrix((w, (u, v)), shape=(n, n)), _known(flat, pair_user, pair_item))
+
+
+def _known(flat: _FlatGraph, pair_user: np.ndarray, pair_item: np.ndarray) -> sp.csr_matrix:
+    """``[U, I]`` CSR of the training pairs ``[P]``, 1 each: the engagement support counts."""
+    return sp.csr_matrix((np.ones(len(pair_user), np.float32), (pair_user, pair_item)),
+                         shape=(flat.num_users, flat.num_items))
 
 
 def symmetric_mean(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int) -> Edges:

@@ -321,14 +321,13 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
     if device.type != "cpu":  # the result (and what is saved from it) lives on the CPU
         model.adjacency = prep.adjacency
         model = model.cpu()
+    scales, learnt_recall = config.support_scale_list, best_recall if best_state is not None else None
     if prep.listed_support is not None:      # added only now: nothing of it is learnt
         model.attach_listed_support(prep.listed_support)
-        score, fallback = make_scorers(model, prep, social)
-        tune_support(model, score, fallback, select_task, config.listed_weight_list, guard=config.support_kind_guard)
-    else:
-        score, fallback = make_scorers(model, prep, social)
-        tune_support(model, score, fallback, select_task, config.support_scale_list,
-                     learnt_recall=best_recall if best_state is not None else None, guard=config.support_kind_guard)
+        scales, learnt_recall = config.listed_weight_list, None
+    score, fallback = make_scorers(model, prep, social)
+    tune_support(model, score, fallback, select_task, scales, learnt_recall=learnt_recall,
+                 guard=config.support_kind_guard)
     valid = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
     metrics = evaluate_ranking(score, prep.test_task, fallback, progress=progress)
     metrics["valid"] = valid
