@@ -40,6 +40,10 @@ def test_auto_takes_the_listed_term_and_keeps_the_validation_best_weight(listed)
             model.support_weight.fill_(w)
         recalls[w] = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)["recall_at_20"]
     assert chosen == max(recalls, key=recalls.get)                      # the first best on a tie
+    record = result.metrics["support"]                                  # the metrics JSON keeps the choice
+    assert record["ties"] == "listed" and record["weight"] == pytest.approx(chosen) == record["scale"]
+    assert {g["scale"]: g["valid_recall_at_20"] for g in record["grid"]} == pytest.approx(recalls)
+    assert [g["scale"] for g in record["grid"]] == list(config.listed_weight_list)
     with torch.no_grad():
         model.support_weight.fill_(chosen)
     # the term counts listed contacts: log1p(how many of them engaged in training)

@@ -260,9 +260,13 @@ def test_the_support_weight_is_rescaled_to_the_validation_best_of_its_scales():
     with torch.no_grad():
         model.support_weight.fill_(learnt)
     score, fallback = make_scorers(model, prep, True)                       # one ranker for every scale
-    chosen = tune_support(model, score, fallback, prep.valid_task, scales)
+    choice = tune_support(model, score, fallback, prep.valid_task, scales)
+    chosen = choice.scale
     assert chosen == max(recalls, key=recalls.get)                           # the first best on a tie
-    assert float(model.support_weight.detach()) == pytest.approx(learnt * chosen)
+    assert float(model.support_weight.detach()) == pytest.approx(learnt * chosen) == pytest.approx(choice.weight)
+    assert [r.scale for r in choice.rows] == list(scales)
+    assert {r.scale: r.recall for r in choice.rows} == pytest.approx(recalls)
+    assert choice.record()["grid"][0] == {"scale": 1.0, "valid_recall_at_20": pytest.approx(recalls[1.0])}
     with torch.no_grad():
         model.support_weight.fill_(learnt)
     # the per-kind guard judges each scale's kinds, so it ranks scale 1 too
@@ -275,13 +279,14 @@ def test_the_support_weight_is_rescaled_to_the_validation_best_of_its_scales():
     with torch.no_grad():
         model.support_weight.fill_(learnt)
     assert rows[0].kinds                                                     # the data's kinds are judged
-    assert tune_support(model, score, fallback, prep.valid_task, scales, learnt_recall=1.0, guard=0.05) \
+    assert tune_support(model, score, fallback, prep.valid_task, scales, learnt_recall=1.0, guard=0.05).scale \
         == choose_scale(rows, 0.05)
     with torch.no_grad():
         model.support_weight.fill_(learnt)
     # early stopping's recall stands for scale 1, not ranked again: a recall of 1 cannot be beaten
-    assert tune_support(model, score, fallback, prep.valid_task, scales, learnt_recall=1.0) == 1.0
+    assert tune_support(model, score, fallback, prep.valid_task, scales, learnt_recall=1.0).scale == 1.0
     assert float(model.support_weight.detach()) == pytest.approx(learnt)
     plain = train(data, TrainConfig(model="guanxi", max_epochs=1, dim=16, social_score="off"), progress=False)
     assert tune_support(plain.model, *make_scorers(plain.model, plain.prepared, True), plain.prepared.valid_task,
-                        scales) == 1.0
+                        scales) == (1.0, None, ())
+    assert "support" not in plain.metrics

@@ -32,6 +32,10 @@ def test_train_register_promote_and_load_the_champion(tiny_world_dir, tmp_path, 
     assert run.data.params["model"] == "guanxi" and run.data.params["max_epochs"] == "2"
     assert run.data.metrics["recall_at_20"] == pytest.approx(metrics["recall_at_20"])
     assert "sparsity_lt10_recall_at_20" in run.data.metrics
+    support = metrics["support"]                     # the world's learnt term and the weight chosen for it
+    assert support["ties"] == "circles" and [g["scale"] for g in support["grid"]] == [1, 2, 4, 8, 16, 32]
+    assert run.data.metrics["support_weight"] == pytest.approx(support["weight"])
+    assert run.data.metrics["support_scale"] == support["scale"]
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "valid_recall_at_20")
     assert [m.step for m in history] == [1, 2]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}

@@ -162,6 +162,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     "best_epoch": result.best_epoch, "stopped": result.stopped,
                     "seconds_to_best": round(result.seconds_to_best, 2), "history": result.history,
                     "model": config.model, "dataset": dataset.name, "config": config.to_dict()})
+    if "support" in m:                        # the social-support weight validation chose, and its grid
+        payload["support"] = m["support"]
     print("test " + "  ".join(f"{k} {m[k]:.4f}" for k in metric_keys())
           + f"  ({result.epochs} epochs, best {result.best_epoch}, {result.train_seconds:.0f}s, {result.stopped})")
     if not args.no_track:

@@ -31,6 +31,19 @@ class ScaleRow(NamedTuple):
     kinds: dict[str, float]       # recall@20 per item kind (empty without a guard)
 
 
+class SupportChoice(NamedTuple):
+    """What :func:`tune_support` chose: the scale, the weight it set and the grid it judged."""
+
+    scale: float
+    weight: float | None          # the support weight now in the model (None: no support term)
+    rows: tuple[ScaleRow, ...]    # empty when nothing was ranked
+
+    def record(self) -> dict:
+        """The choice as the metrics JSON's ``support`` entry."""
+        return {"weight": self.weight, "scale": self.scale,
+                "grid": [{"scale": r.scale, "valid_recall_at_20": r.recall} for r in self.rows]}
+
+
 def choose_scale(rows: list[ScaleRow], guard: float = 0.0) -> float:
     """The scale with the best overall recall (the first on a tie); with ``guard > 0``, among the
     scales whose every kind is within ``guard`` (absolute recall@20) of that kind's best on the
@@ -60,9 +73,10 @@ def choose_scale(rows: list[ScaleRow], guard: float = 0.0) -> float:
 
 @torch.no_grad()
 def tune_support(model: GraphRecommender, score: ScoreFn, fallback: ScoreFn, task: RankingTask,
-                 scales: tuple[float, ...], learnt_recall: float | None = None, guard: float = 0.0) -> float:
+                 scales: tuple[float, ...], learnt_recall: float | None = None,
+                 guard: float = 0.0) -> SupportChoice:
     """Multiply the learnt social-support weight by the scale :func:`choose_scale` picks from its
-    validation recall@20 on ``task`` and return it; 1.0 without a support term or without scales.
+    validation recall@20 on ``task``; scale 1.0 without a support term or without scales.
 
     Args:
         score, fallback: the model's scorers (``make_scorers``), built once: the propagation does
@@ -70,9 +84,14 @@ def tune_support(model: GraphRecommender, score: ScoreFn, fallback: ScoreFn, tas
         learnt_recall: the model's recall on ``task`` as it is (early stopping's best), reused for
             scale 1 instead of ranking it again (without a guard; the guard needs the kinds).
         guard: ``support_kind_guard`` (0 = overall recall only).
+
+    Returns:
+        the scale, the weight set and the grid's validation recalls.
     """
-    if model.support_weight is None or not scales:
-        return 1.0
+    if model.support_weight is None:
+        return SupportChoice(1.0, None, ())
+    if not scales:
+        return SupportChoice(1.0, float(model.support_weight.detach()), ())
     learnt = model.support_weight.detach().clone()
     rows: list[ScaleRow] = []
     for scale in scales:
@@ -89,4 +108,4 @@ def tune_support(model: GraphRecommender, score: ScoreFn, fallback: ScoreFn, tas
     if guard > 0:
         logger.info("support weight x%g chosen (no kind more than %g below its best where possible)", best, guard)
     model.support_weight.copy_(learnt * best)
-    return best
+    return SupportChoice(best, float(model.support_weight.detach()), tuple(rows))

@@ -3,7 +3,8 @@
 Metric names: test metrics as ``recall_at_20`` etc.; validation as ``valid_recall_at_20``;
 the best checkpoint's validation as ``best_valid_recall_at_20``;
 breakdowns flattened as ``sparsity_lt10_recall_at_20``, ``kind_merchant_ndcg_at_20``,
-``cold_start_recall_at_20`` (MLflow names cannot hold ``<`` or ``>``).
+``cold_start_recall_at_20`` (MLflow names cannot hold ``<`` or ``>``); the social-support weight
+chosen on validation as ``support_weight`` (and its multiple of the learnt weight, ``support_scale``).
 """
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ def flat_metrics(metrics: dict) -> dict[str, float]:
     for k in metric_keys():
         if k in metrics.get("valid", {}):
             out[f"best_valid_{k}"] = metrics["valid"][k]
+    if metrics.get("support", {}).get("weight") is not None:
+        out["support_weight"] = metrics["support"]["weight"]
+        out["support_scale"] = metrics["support"]["scale"]
     return {k: float(v) for k, v in out.items() if v == v}  # drop NaN (empty groups)
 
 

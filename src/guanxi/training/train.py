@@ -326,11 +326,13 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
         model.attach_listed_support(prep.listed_support)
         scales, learnt_recall = config.listed_weight_list, None
     score, fallback = make_scorers(model, prep, social)
-    tune_support(model, score, fallback, select_task, scales, learnt_recall=learnt_recall,
-                 guard=config.support_kind_guard)
+    choice = tune_support(model, score, fallback, select_task, scales, learnt_recall=learnt_recall,
+                          guard=config.support_kind_guard)
     valid = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
     metrics = evaluate_ranking(score, prep.test_task, fallback, progress=progress)
     metrics["valid"] = valid
+    if choice.weight is not None:
+        metrics["support"] = {"ties": model.support_ties, **choice.record()}
     return TrainResult(model, prep, metrics, history, best_epoch, epoch, train_seconds, stopped)
 
 
