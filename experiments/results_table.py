@@ -10,7 +10,8 @@ last column names every config key where a run differs from what its plan row re
 today's defaults (empty = the row is current); a run that finished inside today's ``time_budget``
 is not flagged for it, nor world rows (their own validation split) for the carve keys. Below the
 table, per dataset: guanxi (default variant) against the best baseline of the table on recall@20
-and ndcg@20; then guanxi against its ablation without social edges (seeds as recorded).
+and ndcg@20; then guanxi against its ablation without social edges (seeds as recorded; the gain
+paired by seed over the seeds both ran: seeds up, mean ± sd, and a paired t-test's t and two-sided p).
 Writes experiments/results/results.md and prints it.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from scipy import stats
 
 from guanxi.training.config import load_config
 
@@ -110,10 +112,32 @@ def gap_lines(groups: dict) -> list[str]:
     return lines
 
 
+def paired_gain(ours: list[tuple[str, dict]], ablated: list[tuple[str, dict]], metric: str) -> str:
+    """The social side's gain seed by seed, over the seeds both variants ran: how many seeds gain,
+    and the mean gain ± sd (relative to the ablation) with a paired t-test's t and two-sided p.
+    ``–`` with fewer than two shared seeds."""
+    by_seed = lambda members: {r["config"]["seed"]: float(r[metric]) for _, r in members  # noqa: E731
+                               if r.get("config") and r.get(metric) is not None}
+    mine, theirs = by_seed(ours), by_seed(ablated)
+    seeds = sorted(set(mine) & set(theirs))
+    if len(seeds) < 2:
+        return "–"
+    gain = np.array([100 * (mine[s] / theirs[s] - 1) for s in seeds])
+    sd = gain.std(ddof=1)
+    text = f"{int((gain > 0).sum())} / {len(seeds)} up, {gain.mean():+.1f} ± {sd:.1f} %"
+    if sd > 0:   # a paired t-test over seeds: is the mean gain told apart from no gain?
+        t = gain.mean() / (sd / np.sqrt(len(seeds)))
+        p = 2 * stats.t.sf(abs(t), len(seeds) - 1)
+        text += f" (t {t:.1f}, p {p:.2f})" if p >= 0.01 else f" (t {t:.1f}, p < 0.01)"
+    return text
+
+
 def ablation_lines(groups: dict) -> list[str]:
-    """Per dataset with both: guanxi (default) against guanxi without social edges, seed mean ± sd."""
+    """Per dataset with both: guanxi (default) against guanxi without social edges, seed mean ± sd,
+    and the gain paired by seed (:func:`paired_gain`)."""
     lines = ["", "| dataset | seeds | guanxi recall@20 | no-social recall@20 | change | guanxi ndcg@20 | "
-             "no-social ndcg@20 | change |", "|---|---|---|---|---|---|---|---|"]
+             "no-social ndcg@20 | change | gain by seed, recall@20 | gain by seed, ndcg@20 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for dataset in sorted({d for d, _, _ in groups}):
         ours, ablated = groups.get((dataset, "guanxi", "default")), groups.get((dataset, "guanxi", "no-social"))
         if not ours or not ablated:
@@ -123,6 +147,7 @@ def ablation_lines(groups: dict) -> list[str]:
             a, b = _mean(ours, metric), _mean(ablated, metric)
             cells += [f"{a.mean():.4f} ± {a.std():.4f}", f"{b.mean():.4f} ± {b.std():.4f}",
                       f"{100 * (b.mean() / a.mean() - 1):+.1f} %"]
+        cells += [paired_gain(ours, ablated, m) for m in ("recall_at_20", "ndcg_at_20")]
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     return lines
 

@@ -70,3 +70,14 @@ def test_gap_to_the_best_baseline_per_dataset():
               ("d", "guanxi", "no-social"): [("f", run(0.40, 0.40))]}
     row = gap_lines(groups)[-1]
     assert row == "| d | 0.3100 | lightgcn 0.2800 | +10.7 % | 0.2100 | ease 0.2300 | -8.7 % |"
+
+
+def test_the_ablation_pairs_seeds_both_variants_ran():
+    module = _module()
+    run = lambda seed, r: {"recall_at_20": r, "ndcg_at_20": r, "config": {"seed": seed}}  # noqa: E731
+    ours = [("a", run(0, 0.110)), ("b", run(1, 0.099)), ("c", run(2, 0.130))]
+    ablated = [("d", run(0, 0.100)), ("e", run(1, 0.100))]                # seed 2 has no pair
+    assert module.paired_gain(ours, ablated, "recall_at_20") == "1 / 2 up, +4.5 ± 7.8 % (t 0.8, p 0.56)"
+    assert module.paired_gain(ours[:1], ablated, "recall_at_20") == "–"
+    row = module.ablation_lines({("d", "guanxi", "default"): ours, ("d", "guanxi", "no-social"): ablated})[-1]
+    assert row.endswith("| 1 / 2 up, +4.5 ± 7.8 % (t 0.8, p 0.56) | 1 / 2 up, +4.5 ± 7.8 % (t 0.8, p 0.56) |")
