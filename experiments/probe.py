@@ -67,6 +67,14 @@ def run(data: str, variants: list[str], seeds: list[int], base: list[str]) -> li
     return rows
 
 
+def append_invocation(out: Path, data: str, rows: list[dict]) -> None:
+    """Append this invocation (date, arguments, rows) to the probe's results file ``out``, which
+    keeps every earlier one."""
+    history = json.loads(out.read_text()) if out.is_file() else {"data": data, "invocations": []}
+    history["invocations"].append({"date": time.strftime("%Y-%m-%d %H:%M"), "argv": sys.argv[1:], "rows": rows})
+    out.write_text(json.dumps(history, indent=2))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
@@ -77,9 +85,7 @@ def main() -> int:
     rows = run(args.data, args.variants, args.seeds, args.set)
     name = Path(args.data).name
     out = RESULTS / f"probe_{name}.json"
-    history = json.loads(out.read_text()) if out.is_file() else {"data": args.data, "invocations": []}
-    history["invocations"].append({"date": time.strftime("%Y-%m-%d %H:%M"), "argv": sys.argv[1:], "rows": rows})
-    out.write_text(json.dumps(history, indent=2))
+    append_invocation(out, args.data, rows)
     print("\n| variant | seed | derived recall@20 | derived ndcg@20 | train s (to best) | epochs (best) |")
     print("|---|---|---|---|---|---|")
     for r in rows:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from probe import derived_split  # noqa: E402
+from probe import append_invocation, derived_split  # noqa: E402
 
 from guanxi.features.datasets import load_dataset  # noqa: E402
 from guanxi.training.config import load_config  # noqa: E402
@@ -85,9 +84,7 @@ def main() -> int:
     args = parser.parse_args()
     rows = [blend(args.data, seed, args.set) for seed in args.seeds]
     out = RESULTS / f"probe_blend_{Path(args.data).name}.json"
-    history = json.loads(out.read_text()) if out.is_file() else {"data": args.data, "invocations": []}
-    history["invocations"].append({"date": time.strftime("%Y-%m-%d %H:%M"), "argv": sys.argv[1:], "rows": rows})
-    out.write_text(json.dumps(history, indent=2))
+    append_invocation(out, args.data, rows)
     print("\n| seed | w chosen | valid recall@20 (w=0 -> chosen) | derived recall@20 | derived ndcg@20 |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -15,6 +15,11 @@ MODELS = ("guanxi", "lightgcn", "lightgcn-s", "bpr", "popular", "ease", "itemknn
 ITEM_MODELS = ("ease", "itemknn")      # item-item baselines (src/guanxi/training/item_models.py): not servable
 
 
+def _numbers(text: object, cast: type) -> tuple:
+    """A comma-separated config value (``"1, 2,4"``) as a tuple of ``cast``; empty text gives ()."""
+    return tuple(cast(f) for f in str(text).replace(" ", "").split(",") if f)
+
+
 class TrainConfig(FrozenConfig):
     """Every key is documented in ``src/guanxi/training/default.yaml`` and docs/model.md."""
 
@@ -59,17 +64,17 @@ class TrainConfig(FrozenConfig):
     @property
     def support_scale_list(self) -> tuple[float, ...]:
         """``support_scales`` as numbers (empty: keep the learnt support weight)."""
-        return tuple(float(f) for f in str(self.support_scales).replace(" ", "").split(",") if f)
+        return _numbers(self.support_scales, float)
 
     @property
     def listed_weight_list(self) -> tuple[float, ...]:
         """``listed_weights`` as numbers."""
-        return tuple(float(f) for f in str(self.listed_weights).replace(" ", "").split(",") if f)
+        return _numbers(self.listed_weights, float)
 
     @property
     def fanout_list(self) -> tuple[int, ...]:
         """``fanouts`` as integers (empty: full-graph steps)."""
-        return tuple(int(f) for f in str(self.fanouts).replace(" ", "").split(",") if f)
+        return _numbers(self.fanouts, int)
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
