@@ -12,7 +12,7 @@
 3. Four `bentoml serve` processes up at once: guanxi (defaults: candidate table on), guanxi with
    the table off (`GUANXI_TABLE_MAX_SCORES=0`: every item scored), experiments/trivial_service.py
    (the yardstick, Python's default GC) and the same trivial endpoint with guanxi's GC settings
-   (`trivial-gc`, src/guanxi/serving/gc_settings.py); with `--before REF`, a fifth: the same model served by
+   (`trivial-gc`, serving/gc_settings.py); with `--before REF`, a fifth: the same model served by
    the code at git commit REF (`guanxi-before`), for a regression check. Each guanxi server writes
    its own event log, fresh for every worker count. At 1, 8 and 32 connections, `--rounds` alternating
    `wrk` runs (one per server in turn, so all see the same machine) from this machine; a Lua
@@ -44,6 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from guanxi.app.package_tree import importable_checkout  # noqa: E402
 from guanxi.serving.launch import free_port, server_env, start_server, stop_server, wait_ready  # noqa: E402
 
 OUT = ROOT / "experiments" / "results" / "bench_serving.json"
@@ -315,10 +316,9 @@ def main() -> None:
             servers["guanxi-pg"] = ("guanxi.serving.service:Guanxi", None,
                                     {**env, "GUANXI_EVENTS_DB": cluster.new_database()})
         if before is not None:
-            # The code at REF in its own layout: src/guanxi/ now, top-level packages before it.
-            nested = (before / "src" / "guanxi").is_dir()
-            servers["guanxi-before"] = ("guanxi.serving.service:Guanxi" if nested else "serving.service:Guanxi",
-                                        before / "src" if nested else before, log("before"))
+            # The code at REF in its own layout (importable_checkout knows each the project has had).
+            module, folder = importable_checkout(before, BENCH / "before-staged")
+            servers["guanxi-before"] = (f"{module}:Guanxi", folder, log("before"))
         procs: dict[str, object] = {}
         ports: dict[str, int] = {}
         try:

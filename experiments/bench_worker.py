@@ -24,6 +24,8 @@ from pathlib import Path
 
 import psutil
 
+from guanxi.app.package_tree import importable_checkout
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments" / "results" / "bench_worker.json"
 BENCH = ROOT / ".bench"
@@ -44,9 +46,7 @@ def layout(code: Path | None) -> tuple[str, Path | None]:
     """(service module, folder to import it from) for the current code (None) or a checkout."""
     if code is None:
         return "guanxi.serving.service", None
-    if (code / "src" / "guanxi").is_dir():
-        return "guanxi.serving.service", code / "src"
-    return "serving.service", code
+    return importable_checkout(code, BENCH / "worker-before-staged")
 
 
 def import_once(code: Path | None) -> dict:

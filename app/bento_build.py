@@ -3,16 +3,23 @@
 1. The version the model URI names (default ``models:/guanxi@champion``) is resolved and its bundle
    imported into the BentoML model store as ``guanxi:<tag>``, labelled with the registry version and
    run it came from (a version imported before is reused, not copied again).
-2. The Bento is built from ``bentofile.yaml`` (build context ``src/``) with that model added, so
-   ``bentoml serve guanxi:<bento tag>`` serves it with no MLflow registry at hand.
+2. The Bento is built from ``bentofile.yaml`` with that model added, so ``bentoml serve guanxi:<bento
+   tag>`` serves it with no MLflow registry at hand. Its build context is a staged copy of the
+   imported ``guanxi`` package laid out by import name (:mod:`guanxi.app.package_tree`): in a
+   checkout the layers are top-level folders mapped into the namespace, which a build context
+   copied as files would not see as ``guanxi.*``; the bentofile's ``include`` then picks serving's
+   files from it.
 """
 from __future__ import annotations
 
 import argparse
 import shutil
+import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]           # the checkout (bentofile.yaml's home)
+from guanxi.app.package_tree import installed_folders, stage_package
+
+REPO = Path(__file__).resolve().parents[1]           # the checkout (bentofile.yaml's home)
 
 
 def import_model(model_uri: str, tracking_uri: str | None = None) -> str:
@@ -21,8 +28,6 @@ def import_model(model_uri: str, tracking_uri: str | None = None) -> str:
     Raises:
         ValueError: the URI does not resolve or carries no bundle.
     """
-    import tempfile
-
     import bentoml
     import mlflow
 
@@ -70,10 +75,9 @@ def build_bento(model_uri: str, tracking_uri: str | None = None, bentofile: str 
     spec["labels"] = {**spec.get("labels", {}), "model": model_tag}
     service = spec.pop("service")
     spec.pop("name", None)
-    import guanxi
-
-    build_ctx = Path(guanxi.__file__).resolve().parents[1]   # src/ in a checkout; include picks guanxi/ files
-    bento = bentoml.bentos.build(service, name="guanxi", version=version, build_ctx=str(build_ctx), **spec)
+    with tempfile.TemporaryDirectory(prefix="guanxi-build-ctx-") as build_ctx:
+        stage_package(installed_folders(), build_ctx)
+        bento = bentoml.bentos.build(service, name="guanxi", version=version, build_ctx=build_ctx, **spec)
     return str(bento.tag), model_tag
 
 

@@ -76,7 +76,7 @@ class Guanxi:
                                      open_event_store(self.settings.events_db, self.settings.events_busy_ms),
                                      load_policy(self.settings.policy), poll_seconds=self.settings.poll_seconds)
         # Everything loaded so far lives as long as the worker: keep the GC from rescanning it, and
-        # make full collections rare (GC pauses drove the latency tail; src/guanxi/serving/gc_settings.py).
+        # make full collections rare (GC pauses drove the latency tail; serving/gc_settings.py).
         settle_after_startup(self.settings.gc_thresholds)
 
     def __is_ready__(self) -> bool:

@@ -12,7 +12,7 @@ Rules, in the order they apply:
 5. each item gets a reason (``inner_circle`` first, then ``self_sought``, ``similar_taste``, ``popular``) and
    the number of the user's own contacts who engaged with it (nobody else is ever counted).
 
-Every knob lives in ``src/guanxi/serving/policy.yaml``.
+Every knob lives in ``serving/policy.yaml``.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ REASONS = ("inner_circle", "self_sought", "similar_taste", "popular")
 
 
 class PolicyConfig(FrozenConfig):
-    """Every key is documented in ``src/guanxi/serving/policy.yaml``."""
+    """Every key is documented in ``serving/policy.yaml``."""
 
     enabled: bool = True
     candidate_factor: int = 5
@@ -79,7 +79,7 @@ class PolicyConfig(FrozenConfig):
 
 
 def load_policy(path: str | Path | None = None) -> PolicyConfig:
-    """Defaults from ``src/guanxi/serving/policy.yaml``, then the keys set in ``path``.
+    """Defaults from ``serving/policy.yaml``, then the keys set in ``path``.
 
     Raises:
         ValueError: a missing file, an unknown key (the valid keys are listed) or a bad value.

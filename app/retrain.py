@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 
 class RetrainConfig(FrozenConfig):
-    """Every key is documented in ``src/guanxi/app/retrain.yaml``."""
+    """Every key is documented in ``app/retrain.yaml``."""
 
     holdout_fraction: float = 0.2
     min_new_events: int = 1
@@ -63,7 +63,7 @@ class RetrainConfig(FrozenConfig):
 
 
 def load_retrain_config(path: str | Path | None = None) -> RetrainConfig:
-    """Defaults from ``src/guanxi/app/retrain.yaml``, then the keys set in ``path`` (unknown key: error)."""
+    """Defaults from ``app/retrain.yaml``, then the keys set in ``path`` (unknown key: error)."""
     return load_yaml_config(RetrainConfig(), "guanxi.app", "retrain.yaml", path, what="retrain")
 
 

@@ -1,6 +1,6 @@
 """Training config: a frozen pydantic model filled from YAML and ``--set key=value`` overrides.
 
-The defaults ship inside the package (``src/guanxi/training/default.yaml``), so they do not depend on the
+The defaults ship inside the package (``training/default.yaml``), so they do not depend on the
 working directory. An unknown key is a ``ValueError`` listing the valid keys.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pydantic import model_validator
 from guanxi.yaml_config import FrozenConfig, load_yaml_config
 
 MODELS = ("guanxi", "lightgcn", "lightgcn-s", "bpr", "popular", "ease", "itemknn")
-ITEM_MODELS = ("ease", "itemknn")      # item-item baselines (src/guanxi/training/item_models.py): not servable
+ITEM_MODELS = ("ease", "itemknn")      # item-item baselines (training/item_models.py): not servable
 
 
 def _numbers(text: object, cast: type) -> tuple:
@@ -21,7 +21,7 @@ def _numbers(text: object, cast: type) -> tuple:
 
 
 class TrainConfig(FrozenConfig):
-    """Every key is documented in ``src/guanxi/training/default.yaml`` and docs/model.md."""
+    """Every key is documented in ``training/default.yaml`` and docs/model.md."""
 
     model: str = "guanxi"
     dim: int = 64

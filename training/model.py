@@ -1,7 +1,7 @@
 """Graph recommenders propagated as sparse matrix products over a cached normalised adjacency.
 
 One class serves the ``guanxi`` model and the graph baselines; what differs is the adjacency
-they propagate over (see ``src/guanxi/training/adjacency.py``) and the loss:
+they propagate over (see ``training/adjacency.py``) and the loss:
 
 - ``bpr``: matrix factorisation, no propagation (``num_layers = 0``);
 - ``lightgcn``: users and items only;

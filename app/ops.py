@@ -168,7 +168,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--items", help="catalogue update (items.tsv format) classifying items first seen in feedback")
     p.add_argument("--policy", help="the policy file the service runs (default $GUANXI_POLICY or the packaged one)")
     p.add_argument("--data", help="base data (default: what the champion was trained on)")
-    p.add_argument("--config", help="retrain YAML overriding src/guanxi/app/retrain.yaml")
+    p.add_argument("--config", help="retrain YAML overriding app/retrain.yaml")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training config key")
     p.add_argument("--every", help="run again on this period until stopped, e.g. 6h")
     p.add_argument("--tracking-uri")

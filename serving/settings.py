@@ -21,7 +21,7 @@ class ServeSettings(BaseSettings):
         tracking_uri: ``MLFLOW_TRACKING_URI``, ``sqlite:///mlflow.db`` in the working directory.
         events_db: ``GUANXI_EVENTS_DB``, ``events.db`` in the working directory: a SQLite file or a
             ``postgresql://`` URL (:mod:`guanxi.serving.event_stores`).
-        policy: ``GUANXI_POLICY``, none (the packaged ``src/guanxi/serving/policy.yaml``).
+        policy: ``GUANXI_POLICY``, none (the packaged ``serving/policy.yaml``).
         poll_seconds: ``GUANXI_POLL_SECONDS``, 10 (0: never poll the alias).
         admin_token: ``GUANXI_ADMIN_TOKEN``; unset: ``/admin/reload`` answers 403.
         api_token: ``GUANXI_API_TOKEN``; set: every endpoint but health, readiness, metrics and

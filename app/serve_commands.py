@@ -48,7 +48,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
     p.add_argument("--events-db", help="event log: a SQLite file or a postgresql:// URL (default events.db, "
                    "$GUANXI_EVENTS_DB)")
-    p.add_argument("--policy", help="policy YAML overriding src/guanxi/serving/policy.yaml ($GUANXI_POLICY)")
+    p.add_argument("--policy", help="policy YAML overriding serving/policy.yaml ($GUANXI_POLICY)")
     p.add_argument("--workers", type=int, help="worker processes (default 1, $GUANXI_WORKERS)")
     p.add_argument("--poll-seconds", type=float,
                    help="how often workers check the alias and the forget list (default 10)")
@@ -60,7 +60,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="world dir, split dir or named set with a test split")
     p.add_argument("--model-uri", default="models:/guanxi@champion")
     p.add_argument("--tracking-uri")
-    p.add_argument("--policy", help="policy YAML overriding src/guanxi/serving/policy.yaml")
+    p.add_argument("--policy", help="policy YAML overriding serving/policy.yaml")
     p.add_argument("--json", help="also write the result here")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_evaluate)

@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="world dir, split dir, or lastfm|lastfm-sociallgn|ciao|yelp")
     p.add_argument("--from-run", metavar="RUN_ID", help="rebuild an MLflow run: its data and resolved config")
     p.add_argument("--model", choices=list(MODELS))
-    p.add_argument("--config", help="YAML config (keys as in src/guanxi/training/default.yaml)")
+    p.add_argument("--config", help="YAML config (keys as in training/default.yaml)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--metrics-json", help="write test metrics (and valid, breakdowns, ...) here")
     p.add_argument("--time-budget", type=float, help="seconds of training before stopping early")

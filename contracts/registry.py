@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "guanxi"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-# A version tagged so held users who asked to be forgotten; its artifacts are gone (src/guanxi/app/erasure.py).
+# A version tagged so held users who asked to be forgotten; its artifacts are gone (app/erasure.py).
 PURGED_TAG = "purged"
 # Where a logged model keeps its bundle directory (erasure and serving caches look for it there).
 BUNDLE_IN_MODEL = "artifacts/bundle"
