@@ -9,6 +9,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     env = server_env(model_uri=args.model_uri, tracking_uri=args.tracking_uri, events_db=args.events_db,
                      policy=args.policy, workers=args.workers, poll_seconds=args.poll_seconds)
+    if args.insecure:
+        env["GUANXI_INSECURE"] = "1"        # the workers' own check (serving/guard.py) follows it too
     check_exposure(args.host, env, args.insecure)
     if args.policy:
         from guanxi.serving.policy import load_policy

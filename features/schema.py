@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from guanxi.features.id_rules import first_bad_id
+
 ITEM_KINDS: tuple[str, ...] = ("official_account", "merchant", "content")
 ITEM_EVENT_TYPES: tuple[str, ...] = (
     "view", "read", "like", "comment", "share", "follow", "click", "pay", "impression",
@@ -201,6 +203,15 @@ def check_no_missing(values: pd.Series, field: str, origin: Origin) -> None:
         raise SchemaError(origin.source, origin.line(row), field, "missing value")
 
 
+def check_ids(values: pd.Series, field: str, origin: Origin) -> None:
+    """Raise :class:`SchemaError` at the first value that is not a valid id
+    (:mod:`guanxi.features.id_rules`: printable, trimmed, non-empty, length-capped)."""
+    bad = first_bad_id(values)
+    if bad is not None:
+        row, problem = bad
+        raise SchemaError(origin.source, origin.line(row), field, f"id {problem}")
+
+
 def validate_events(events: pd.DataFrame, origin: Origin, items_known: pd.Series | None = None,
                     users_known: pd.Series | None = None) -> None:
     """Check an events table: columns, closed event types, ids present, and (when given)
@@ -208,6 +219,8 @@ def validate_events(events: pd.DataFrame, origin: Origin, items_known: pd.Series
     _check_columns(events, EVENT_COLUMNS, origin)
     check_no_missing(events["user_id"], "user_id", origin)
     check_no_missing(events["item_id"], "item_id", origin)
+    for field in ("user_id", "item_id", "event_id"):
+        check_ids(events[field], field, origin)
     check_closed_list(events["type"], ITEM_EVENT_TYPES, "type", origin)
     if users_known is not None:
         check_known_ids(events["user_id"], users_known, "user_id", origin, "user")
@@ -220,6 +233,8 @@ def validate_items(items: pd.DataFrame, origin: Origin, known_owners: pd.Series 
     among ``known_owners``: accounts a catalogue update may name without repeating them)."""
     _check_columns(items, ITEM_COLUMNS, origin)
     check_no_missing(items["item_id"], "item_id", origin)
+    check_ids(items["item_id"], "item_id", origin)
+    check_ids(items["owner_id"], "owner", origin)
     check_closed_list(items["kind"], ITEM_KINDS, "kind", origin)
     dup = items["item_id"].duplicated().to_numpy()
     if dup.any():
@@ -276,6 +291,8 @@ def validate_ties(ties: pd.DataFrame, origin: Origin, users_known: pd.Series | N
     _check_columns(ties, TIE_COLUMNS, origin)
     check_no_missing(ties["user_id"], "user_id", origin)
     check_no_missing(ties["friend_id"], "friend_id", origin)
+    check_ids(ties["user_id"], "user_id", origin)
+    check_ids(ties["friend_id"], "friend_id", origin)
     self_tie = (ties["user_id"] == ties["friend_id"]).to_numpy()
     if self_tie.any():
         row = int(np.flatnonzero(self_tie)[0])
@@ -288,6 +305,8 @@ def validate_ties(ties: pd.DataFrame, origin: Origin, users_known: pd.Series | N
 
 def validate_pair_events(pair_events: pd.DataFrame, origin: Origin) -> None:
     _check_columns(pair_events, PAIR_EVENT_COLUMNS, origin)
+    check_ids(pair_events["user_id"], "user_id", origin)
+    check_ids(pair_events["friend_id"], "friend_id", origin)
     check_closed_list(pair_events["type"], PAIR_EVENT_TYPES, "type", origin)
 
 

@@ -25,7 +25,8 @@ def field_message(body: dict) -> str | None:
         if not isinstance(err, dict):
             return None
         loc = ".".join(str(p) for p in err.get("loc", ())) or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
 
 

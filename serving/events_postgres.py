@@ -26,6 +26,7 @@ from contextlib import contextmanager
 
 import pandas as pd
 
+from guanxi.serving.event_stores import redact
 from guanxi.serving.events import Appended, StoreUnavailable, UserSettings, check_mute_cap
 from guanxi.serving.forget_list import ForgetList, hash_user
 
@@ -54,17 +55,6 @@ _MIGRATIONS: tuple[str, ...] = (
 _EVENT_COLUMNS = ["seq", "user_id", "item_id", "type", "ts", "value", "event_id", "received_ts"]
 
 
-def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for errors and logs)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 class PostgresEventStore:
     """PostgreSQL event log.
 
@@ -89,7 +79,7 @@ class PostgresEventStore:
         try:                  # one direct connection first: its error says why (refused, auth, no such db)
             conn = psycopg.connect(url, autocommit=True, connect_timeout=max(2, busy_timeout_ms // 1000))
         except psycopg.Error as exc:
-            raise ValueError(f"cannot reach the event log at {redact(url)}: {str(exc).strip()}") from None
+            raise ValueError(f"cannot reach the event log at {redact(url)}: {redact(str(exc).strip(), url)}") from None
         with conn:
             salt = self._migrate(conn, create)
         self._salt = bytes.fromhex(salt)

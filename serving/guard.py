@@ -1,10 +1,20 @@
-"""The service's front door (ASGI middleware, outside BentoML's request parsing): authentication,
-content type, body size and a concurrency limit, each answered before any body is parsed.
+"""The service's front door (ASGI middleware, outside BentoML's request parsing): exposure,
+authentication, content type, body size and a concurrency limit, each answered before any body is
+parsed. It runs in every worker whatever launched it (``guanxi serve``, ``bentoml serve`` of the
+module or of a built Bento), so the same rules hold on every launch path.
 
 - Health (``/livez``, ``/readyz``, ``/healthz``), ``/metrics`` and the OpenAPI document and page
   are open. Every other path needs ``Authorization: Bearer $GUANXI_API_TOKEN`` when that is set
   (401 without it, 403 with a wrong one); ``/admin/*`` needs ``$GUANXI_ADMIN_TOKEN`` and is
-  disabled (403) when that is unset.
+  disabled (403) when that is unset. Paths are matched below the ASGI ``root_path``, so a
+  service mounted under a prefix keeps its rules.
+- Exposure: without ``GUANXI_API_TOKEN`` a worker answers loopback clients only. A request from
+  another address, or one that came through a proxy (``Forwarded``, ``X-Forwarded-For`` or
+  ``X-Real-IP`` present: a proxy on this machine would make the world look local), gets 403 naming
+  the setting, whatever host the server was bound to (a built Bento binds every interface by
+  default). ``GUANXI_INSECURE=1`` (``guanxi serve --insecure``) is the explicit opt-out.
+- Only HTTP is served: a WebSocket handshake is closed (1008), other scope types are dropped;
+  ``lifespan`` passes through.
 - A request body, and any declared content type, must be ``application/json`` (415 otherwise: an
   HTML form, ``text/plain`` or ``multipart/form-data`` sent cross-site is never read as JSON).
 - A body over ``max_body_bytes`` is refused with 413 from its ``Content-Length``, or while it
@@ -15,7 +25,9 @@ content type, body size and a concurrency limit, each answered before any body i
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
+import logging
 from typing import Any, Awaitable, Callable
 
 from guanxi.serving.settings import ServeSettings
@@ -26,8 +38,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+logger = logging.getLogger(__name__)
+
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/docs", "/"})
 OPEN_PREFIXES = ("/static_content/",)
+PROXY_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
 
 
 class Refused(Exception):
@@ -70,6 +85,36 @@ def check_token(scope: Scope, expected: str | None, what: str, required: bool) -
         raise Refused(403, f"{what}: wrong token")
 
 
+def route_of(scope: Scope) -> str:
+    """The request's path below the ASGI ``root_path`` (a prefix the app is mounted under)."""
+    path = scope.get("path", "") or "/"
+    root = (scope.get("root_path") or "").rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root):] or "/"
+    return path
+
+
+def is_loopback_client(scope: Scope) -> bool:
+    """Whether the request came straight from this machine: a loopback peer address, and no
+    proxy header (a proxy on this machine forwards other machines' requests from loopback)."""
+    client = scope.get("client")
+    if not client:
+        return False
+    try:
+        loopback = ipaddress.ip_address(str(client[0]).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+    return loopback and not any(key.lower() in PROXY_HEADERS for key, _ in scope.get("headers", ()))
+
+
+def check_exposure(scope: Scope, api_token: str | None, insecure: bool) -> None:
+    """Raise :class:`Refused` (403) for a request from beyond this machine when no API token is set."""
+    if api_token is None and not insecure and not is_loopback_client(scope):
+        raise Refused(403, "this server has no GUANXI_API_TOKEN, so it answers only clients on its own machine "
+                           "(loopback, not through a proxy): set GUANXI_API_TOKEN on the server and send "
+                           "'Authorization: Bearer <token>', or set GUANXI_INSECURE=1 to serve it open")
+
+
 def check_content_type(scope: Scope) -> None:
     """Raise :class:`Refused` (415) unless the body is declared ``application/json``."""
     raw = _header(scope, b"content-type")
@@ -90,11 +135,24 @@ class GuardMiddleware:
         self.admin_token = s.admin_token
         self.max_body = s.max_body_bytes
         self.max_concurrency = s.max_concurrency
+        self.insecure = s.insecure
         self.in_flight = 0          # one event loop per worker: a plain counter is race-free
+        if self.api_token is None:
+            logger.warning("GUANXI_API_TOKEN is not set: %s", "GUANXI_INSECURE is set, so every client is "
+                           "answered" if self.insecure else "answering clients on this machine only (loopback)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        kind = scope.get("type")
+        if kind == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        if kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if kind != "http":
+            return
+        path = route_of(scope)
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_concurrency:
@@ -104,6 +162,7 @@ class GuardMiddleware:
         self.in_flight += 1
         try:
             try:
+                check_exposure(scope, self.api_token, self.insecure)
                 admin = path.startswith("/admin/")
                 check_token(scope, self.admin_token if admin else self.api_token, path, required=admin)
                 body = await self._read_body(scope, receive)

@@ -184,12 +184,14 @@ def curl_example(host: str, port: int, user_id: str = "u1") -> str:
 
 def check_exposure(host: str, env: dict[str, str], insecure: bool) -> None:
     """Refuse to serve open beyond this machine: a host other than loopback needs
-    ``GUANXI_API_TOKEN`` (or an explicit ``insecure``).
+    ``GUANXI_API_TOKEN`` (or an explicit ``insecure``). The launcher's early, friendlier form of the
+    rule every worker applies itself (:mod:`guanxi.serving.guard`: without a token, loopback
+    clients only).
 
     Raises:
         ValueError: one line saying how to set the token.
     """
-    if insecure or env.get("GUANXI_API_TOKEN"):
+    if insecure or env.get("GUANXI_API_TOKEN") or env.get("GUANXI_INSECURE", "").lower() in ("1", "true", "yes"):
         return
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -205,13 +207,14 @@ def _interrupt(signum: int, frame) -> None:
 
 
 def serve_foreground(host: str, port: int, env: dict[str, str], user_id: str = "u1") -> int:
-    """Run the server until Ctrl-C or SIGTERM (what systemd, Docker and Kubernetes send): either
-    stops the server, which drains in-flight requests, and every worker it started. Prints a
-    working curl line once it is ready."""
+    """Run the server until Ctrl-C, SIGTERM (what systemd, Docker and Kubernetes send) or SIGHUP
+    (its terminal closed): each stops the server, which drains in-flight requests, and every worker
+    it started (the server runs in a session of its own, so no signal reaches it unless passed
+    on). Prints a working curl line once it is ready."""
     events = check_events(env)
     print(f"serving {check_model(env)} on http://{host}:{port} (events: "
           f"{events}, workers: {env.get('GUANXI_WORKERS', '1')})", flush=True)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     proc = start_server(host, port, env)
     try:
         wait_ready(proc, host, port)
@@ -223,4 +226,5 @@ def serve_foreground(host: str, port: int, env: dict[str, str], user_id: str = "
         return 0
     finally:
         stop_server(proc)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

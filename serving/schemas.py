@@ -4,15 +4,17 @@ Pydantic models, strict and closed: BentoML validates each request against them 
 whose ``error`` names the field (``loc``) before any of our code runs, so a mistyped, unknown or
 hostile field never reaches a 5xx or a silent change. An unknown top-level field is refused (a
 misspelt ``kind`` would otherwise mean "every kind"); numbers must be finite; ``ts`` must be a
-plausible time.
+plausible time; every id follows :mod:`guanxi.features.id_rules` (printable, trimmed, non-empty,
+at most 256 characters).
 """
 from __future__ import annotations
 
 import time
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from guanxi.features.id_rules import DESCRIPTION, MAX_ID_LENGTH, id_problem
 from guanxi.features.schema import ITEM_EVENT_TYPES, ITEM_KINDS
 
 MAX_BATCH = 1000            # events per /feedback request
@@ -22,7 +24,18 @@ TS_FUTURE_S = 86_400        # event times more than a day ahead of the server cl
 
 Kind = Literal[ITEM_KINDS]  # type: ignore[valid-type]
 EventType = Literal[ITEM_EVENT_TYPES]  # type: ignore[valid-type]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+def _valid_id(value: str) -> str:
+    problem = id_problem(value)
+    if problem is not None:
+        raise ValueError(f"id {problem}")
+    return value
+
+
+# One definition of an id for every endpoint (guanxi.features.id_rules, shared with the loaders).
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_valid_id),
+               Field(description=DESCRIPTION)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 _CLOSED = ConfigDict(extra="forbid", strict=True)

@@ -25,7 +25,10 @@ class ServeSettings(BaseSettings):
         poll_seconds: ``GUANXI_POLL_SECONDS``, 10 (0: never poll the alias).
         admin_token: ``GUANXI_ADMIN_TOKEN``; unset: ``/admin/reload`` answers 403.
         api_token: ``GUANXI_API_TOKEN``; set: every endpoint but health, readiness, metrics and
-            OpenAPI needs it as a bearer token (:mod:`guanxi.serving.guard`).
+            OpenAPI needs it as a bearer token (:mod:`guanxi.serving.guard`); unset: only clients on
+            this machine (loopback) are answered.
+        insecure: ``GUANXI_INSECURE``, false: true answers every client without a token (the
+            explicit opt-out; ``guanxi serve --insecure`` sets it).
         max_body_bytes: ``GUANXI_MAX_BODY_BYTES``, 1048576: larger request bodies get 413.
         max_concurrency: ``GUANXI_MAX_CONCURRENCY``, 64: requests in flight per worker before 503.
         events_busy_ms: ``GUANXI_EVENTS_BUSY_MS``, 5000: how long a write waits for the event log's
@@ -53,6 +56,7 @@ class ServeSettings(BaseSettings):
     poll_seconds: float = 10.0
     admin_token: str | None = None
     api_token: str | None = None
+    insecure: bool = False
     max_body_bytes: int = 1_048_576
     max_concurrency: int = 64
     events_busy_ms: int = 5_000

@@ -56,6 +56,25 @@ def test_recommend_bad_input_names_the_field(client, payload, field):
     assert r.json()["error"].startswith(f"{field}:")
 
 
+@pytest.mark.parametrize("bad", ["u\x00", "\u202eu1", "   ", " u1", "u\n1"])
+@pytest.mark.parametrize("path, body, field", [
+    ("/recommend", lambda u: {"user_id": u}, "user_id"),
+    ("/feedback", lambda u: {"events": [{"user_id": "u1", "item_id": "c1", "type": "click"},
+                                        {"user_id": u, "item_id": "c1", "type": "click"}]}, "events.1.user_id"),
+    ("/feedback", lambda u: {"events": [{"user_id": "u1", "item_id": u, "type": "click"}]}, "events.0.item_id"),
+    ("/feedback", lambda u: {"events": [{"user_id": "u1", "item_id": "c1", "type": "click", "event_id": u}]},
+     "events.0.event_id"),
+    ("/settings", lambda u: {"user_id": u}, "user_id"),
+    ("/settings", lambda u: {"user_id": "u1", "mute": ["c1", u]}, "mute.1"),
+])
+def test_ids_with_control_characters_or_blank_are_a_400_naming_the_field(client, path, body, field, bad):
+    before = _stored(client)
+    r = client.post(path, json=body(bad))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"].startswith(f"{field}: id "), r.json()["error"]
+    assert _stored(client) == before
+
+
 def test_malformed_json_is_a_400(client):
     r = client.post("/recommend", content=b'{"user_id": "u1",', headers={"content-type": "application/json"})
     assert r.status_code == 400 and "JSON" in r.json()["error"]

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from guanxi.serving.launch import free_port, start_server, stop_server, wait_ready
+from tests.serving.http_post import outward_address, post_json
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,10 +56,17 @@ def test_a_built_bento_serves_its_own_model_without_the_registry(registry, tmp_p
     port = free_port()
     run_dir = tmp_path / "elsewhere"                            # no mlflow.db, no registry
     run_dir.mkdir()
-    proc = start_server("127.0.0.1", port, {**env, "GUANXI_EVENTS_DB": str(run_dir / "events.db")},
+    # Every interface, as `bentoml serve guanxi:TAG` binds by default, and no GUANXI_API_TOKEN: the
+    # service itself answers this machine only.
+    proc = start_server("0.0.0.0", port, {**env, "GUANXI_EVENTS_DB": str(run_dir / "events.db")},
                         log=tmp_path / "bento.log", service=bento, cwd=run_dir)
     try:
         wait_ready(proc, "127.0.0.1", port, timeout=180)
+        outward = outward_address()
+        if outward is not None:
+            event = {"events": [{"user_id": "u1", "item_id": "c1", "type": "pay"}]}
+            status, body = post_json(port, "/feedback", event, host=outward)
+            assert status == 403 and "GUANXI_API_TOKEN" in body["error"]
         req = urllib.request.Request(f"http://127.0.0.1:{port}/recommend", method="POST",
                                      data=json.dumps({"user_id": "u1", "k": 5}).encode(),
                                      headers={"Content-Type": "application/json"})

@@ -8,7 +8,7 @@ import pytest
 
 from guanxi.app.cli import main
 from guanxi.serving.event_stores import open_event_store, parse_event_log
-from guanxi.serving.events_postgres import redact
+from guanxi.serving.event_stores import redact
 from guanxi.serving.launch import server_env
 from guanxi.serving.settings import ServeSettings
 
@@ -75,3 +75,45 @@ def test_ops_commands_refuse_an_unsupported_log(tmp_path, monkeypatch, capsys):
     for argv in (["status", "--events-db", "mysql://x/y"], ["forget", "u1", "--events-db", "mysql://x/y"]):
         assert main([*argv, "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]) == 2
         assert "unsupported scheme 'mysql'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, words", [
+    ('"postgresql://u:pw@db/g"', "remove the quotes"),             # an env file keeps its quotes
+    ("'postgresql://u:pw@db/g'", "remove the quotes"),
+    ('"events.db"', "remove the quotes"),
+    ("postgresql://u:pw@db:five/g", "port 'five' is not a number"),
+    ("postgresql://u@db/g?passwrd=x", "not a valid PostgreSQL URL"),
+    ("postgresql://u:p w@db/g", "no spaces"),
+    ("x-postgresql://u@db/g", "unsupported scheme"),
+    ("my db://u@db/g", "looks like a URL"),
+    ("host=db dbname=g user=u password=pw", "key=value"),
+])
+def test_a_mistyped_url_is_an_error_never_a_sqlite_file(tmp_path, monkeypatch, value, words):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError) as err:
+        open_event_store(value)
+    assert words in str(err.value)
+    assert list(tmp_path.iterdir()) == []                     # no folder named '"postgresql:', no file
+
+
+@pytest.mark.parametrize("value", [
+    "postgresql://bob:s3cret@db/g?sslmode=bogus&passwrd=1",   # bad parameter: psycopg's message
+    "postgresql://bob@db/g?password=s3cret&passwrd=1",        # the password as a URL parameter
+    "postgresql://bob:s3 cret@db/g",                          # psycopg would quote 's3 cret'
+    '"postgresql://bob:s3cret@db/g"',
+    "mysql://bob:s3cret@db/g",
+    "host=db user=bob password=s3cret",
+    "postgresql://bob:s3%20cret@db:x/g",
+])
+def test_no_error_prints_a_password_in_any_form(value):
+    with pytest.raises(ValueError) as err:
+        parse_event_log(value)
+    assert "s3cret" not in str(err.value) and "s3 cret" not in str(err.value) and "s3%20cret" not in str(err.value)
+
+
+def test_a_password_given_as_a_url_parameter_is_not_printed_when_unreachable():
+    url = "postgresql://bob@127.0.0.1:1/guanxi?password=s3cret"
+    assert "s3cret" not in str(parse_event_log(url))
+    with pytest.raises(ValueError) as err:
+        open_event_store(url, busy_timeout_ms=1000)
+    assert "cannot reach the event log" in str(err.value) and "s3cret" not in str(err.value)
