@@ -80,12 +80,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         tracking_uri=uri, experiment=None, register=True, tag=["demo=1"], no_progress=False,
         events_db=str(out / "events.db")))
     from guanxi.bundle import load_bundle
-    from guanxi.registry import alias_version, download_bundle, promote, use_tracking
+    from guanxi.registry import alias_version, download_bundle, use_tracking
     from guanxi.serving.recommender import Recommender
 
     use_tracking(uri)
     version = alias_version("candidate")
-    promote(version)
+    _promote_checked(version, str(out / "events.db"))
     print(f"4/5 promoted guanxi version {version} to @champion; a few recommendations from it:")
     bundle = load_bundle(download_bundle("models:/guanxi@champion", out / "champion"))
     rec = Recommender(bundle)
@@ -133,18 +133,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.register and config.model in ITEM_MODELS:
         raise ValueError(f"--register: {config.model} is a comparison baseline (item-item scores, no embeddings); "
                          "it cannot be served, so it is not registered")
-    dataset = load_dataset(args.data)
-    from guanxi.serving.event_stores import open_event_store, parse_event_log
-
-    events_db = parse_event_log(getattr(args, "events_db", None) or os.environ.get("GUANXI_EVENTS_DB") or "events.db")
-    if events_db.exists():                # whoever asked to be forgotten stays out of every model
-        from guanxi.features.datasets import without_users
-
-        store = open_event_store(events_db.resolved())
-        dataset, gone = without_users(dataset, store.forget_list().mask)
-        store.close()
-        if gone:
-            print(f"left out {gone} users who asked to be forgotten (the forget list in {events_db})")
+    dataset = _without_forgotten(load_dataset(args.data), args)
     print(f"training {config.model} on {dataset.name}: {len(dataset.users)} users, "
           f"{len(dataset.items)} items, {len(dataset.train)} training events")
     from guanxi.training import distributed
@@ -180,11 +169,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _without_forgotten(dataset, args: argparse.Namespace):
+    """``dataset`` less the users on the forget list: whoever asked to be forgotten stays out of
+    every model. Registering needs the list (``guanxi.app.erasure.forget_list_for``); a run that
+    registers nothing uses it when the log is found."""
+    from guanxi.app.erasure import forget_list_for
+    from guanxi.features.datasets import without_users
+
+    try:
+        forget, where = forget_list_for(getattr(args, "events_db", None), "guanxi train --register")
+    except ValueError:
+        if args.register and not args.no_track:
+            raise
+        return dataset
+    dataset, gone = without_users(dataset, forget.mask)
+    if gone:
+        print(f"left out {gone} users who asked to be forgotten (the forget list in {where})")
+    return dataset
+
+
+def _promote_checked(version: str, events_db: str | None) -> None:
+    """Move @champion to ``version`` once it is shown to hold nobody on the forget list."""
+    from guanxi.app.erasure import check_version_free, forget_list_for
+    from guanxi.registry import promote
+
+    forget, _ = forget_list_for(events_db, "guanxi promote")
+    promote(version, check=lambda v: check_version_free(forget, v))
+
+
 def _cmd_promote(args: argparse.Namespace) -> int:
-    from guanxi.registry import promote, use_tracking
+    from guanxi.registry import use_tracking
 
     use_tracking(args.tracking_uri)
-    promote(args.version)
+    _promote_checked(args.version, args.events_db)
     print(f"guanxi version {args.version} is now @champion")
     return 0
 
@@ -238,13 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag the MLflow run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--events-db", help="event log whose forget list applies (default $GUANXI_EVENTS_DB, "
-                                       "else events.db when it exists)")
+    p.add_argument("--events-db", help="event log whose forget list applies (default $GUANXI_EVENTS_DB, else "
+                                       "events.db, which --register needs to exist: it never publishes a model "
+                                       "without the forget list)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("promote", help="move the @champion alias to a registered version")
     p.add_argument("version")
     p.add_argument("--tracking-uri")
+    p.add_argument("--events-db", help="the service's event log, whose forget list the version must pass "
+                   "(default $GUANXI_EVENTS_DB, else events.db, which must then exist)")
     p.set_defaults(func=_cmd_promote)
 
     p = sub.add_parser("demo", help="the main job on the embedded default (a synthetic world)")

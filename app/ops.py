@@ -32,16 +32,19 @@ def _say(text: str) -> None:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from guanxi.app.retrain import load_retrain_config, retrain
+    from guanxi.app import retrain as retraining
     from guanxi.app.retrain_lock import RetrainBusy
 
-    config = load_retrain_config(args.config)
+    config = retraining.load_retrain_config(args.config)
     every = parse_every(args.every) if args.every else None
+    failures = 0
     while True:
         started = time.monotonic()
         try:
-            result = retrain(args.events_db, args.tracking_uri, args.data, config, args.set,
-                             progress=not args.no_progress, say=_say, items=args.items, policy=args.policy)
+            result = retraining.retrain(args.events_db, args.tracking_uri, args.data, config, args.set,
+                                        progress=not args.no_progress, say=_say, items=args.items,
+                                        policy=args.policy)
+            failures = 0
             if args.json:
                 from guanxi.features.json_file import write_json
 
@@ -50,6 +53,16 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             _say(f"retrain: skipped: {exc}")
             if every is None:
                 return 3
+        except Exception as exc:  # noqa: BLE001 - a schedule outlives any one failed run (it also scrubs erasures)
+            if every is None:
+                raise
+            failures += 1
+            wait = min(every, config.retry_first_seconds * 2 ** (failures - 1))
+            logger.debug("retrain failed", exc_info=True)
+            _say(f"retrain: failed ({type(exc).__name__}: {exc}); failure {failures} in a row, "
+                 f"retrying in {wait:.0f}s")
+            time.sleep(wait)
+            continue
         if every is None:
             return 0
         wait = max(0.0, every - (time.monotonic() - started))
@@ -85,9 +98,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     except mlflow.exceptions.MlflowException:
         pass
     out["data_watermark_seq"] = watermark
-    out["holding_forgotten"] = {"versions": [], "cached": []}
+    out["holding_forgotten"] = {"versions": [], "cached": [], "bentoml": [], "unreadable": []}
     if events_db.exists():
-        from guanxi.app.erasure import cached_bundles_holding, versions_holding
+        from guanxi.app.erasure import bento_store_holding, cached_bundles_holding, versions_holding
 
         store = open_event_store(args.events_db)
         pending = store.events_since(watermark)
@@ -95,8 +108,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         out["events_pending"] = int((~forget.mask(pending["user_id"].astype(str))).sum())
         out["events_logged"] = store.max_seq()
         out["forgotten_users"] = len(forget)
-        out["holding_forgotten"] = {"versions": versions_holding(forget, client),
-                                    "cached": cached_bundles_holding(forget)}
+        held = [versions_holding(forget, client), cached_bundles_holding(forget), bento_store_holding(forget)]
+        out["holding_forgotten"] = {"versions": held[0].rows, "cached": held[1].rows, "bentoml": held[2].rows,
+                                    "unreadable": [u for h in held for u in h.unreadable]}
     else:
         out["events_pending"] = 0
     if args.json:
@@ -109,19 +123,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"watermark  event seq {watermark}; {out['events_pending']} events pending in {events_db}")
     print(f"history    {' -> '.join(out['champion_history']) or 'none'}")
     held = out["holding_forgotten"]
-    if held["versions"] or held["cached"]:
+    if held["versions"] or held["cached"] or held["bentoml"]:
         print("erasure    still holding forgotten users: "
               + ", ".join([f"v{v['version']} ({v['users']})" for v in held["versions"]]
-                          + [f"{c['path']} ({c['users']})" for c in held["cached"]])
+                          + [f"{c['path']} ({c['users']})" for c in held["cached"]]
+                          + [f"{b.get('bento') or b.get('model')} ({b['users']})" for b in held["bentoml"]])
               + "; `guanxi retrain` publishes a scrubbed version, `guanxi forget --purge-versions` removes these")
+    if held["unreadable"]:
+        print(f"erasure    could not read {len(held['unreadable'])} copies to check them: "
+              + "; ".join(held["unreadable"][:3]))
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from guanxi.app.erasure import check_version_free, forget_list_for
     from guanxi.registry import rollback, use_tracking
 
     use_tracking(args.tracking_uri)
-    old, new = rollback()
+    forget, _ = forget_list_for(args.events_db, "guanxi rollback")
+    old, new = rollback(check=lambda version: check_version_free(forget, version))
     print(f"@champion moved back from v{old} to v{new} (servers follow at their next poll)")
     return 0
 
@@ -157,7 +177,8 @@ def _forget_locked(args: argparse.Namespace, store) -> None:
         done = purge(store.forget_list())
         print(f"purged {len(done['versions'])} versions ("
               + (", ".join(f"v{v['version']}" for v in done["versions"]) or "none")
-              + f") and {len(done['cached'])} cached bundles that held forgotten users")
+              + f"), {len(done['cached'])} cached bundles and {len(done['bentoml'])} BentoML models or Bentos "
+                "that held forgotten users")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -184,6 +205,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("rollback", help="move @champion back to the previous champion")
     p.add_argument("--tracking-uri")
+    p.add_argument("--events-db", help="the service's event log, whose forget list the version must pass "
+                   "(default $GUANXI_EVENTS_DB, else events.db, which must then exist)")
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("forget", help="delete a user's events and settings; keep them out of later models")

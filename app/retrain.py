@@ -54,6 +54,7 @@ class RetrainConfig(FrozenConfig):
     replay_users: int = 300
     warm_start: bool = True
     time_budget: float = 900.0
+    retry_first_seconds: float = 30.0
 
     @model_validator(mode="after")
     def _check(self) -> "RetrainConfig":
@@ -152,6 +153,7 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
         ValueError: no champion to start from, or its data cannot be found.
         FileNotFoundError: no event log at ``events_db``.
         RetrainBusy: another retrain holds the lock.
+        RetrainLockLost: the lock was lost before anything was registered (nothing is).
     """
     import mlflow
 
@@ -171,7 +173,7 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
     uri = use_tracking(tracking_uri)
     store = open_event_store(events_db, create=False)
     deployed = load_policy(policy or os.environ.get("GUANXI_POLICY") or None)
-    with retrain_lock_for(events_db), \
+    with retrain_lock_for(events_db) as lock, \
             tempfile.TemporaryDirectory(prefix="guanxi-retrain-") as tmp:
         client = mlflow.MlflowClient()
         champion_v = alias_version("champion")
@@ -258,6 +260,7 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
                     "previous_watermark_seq": str(watermark), "erasure": "1" if holds else "0",
                     "forgotten_users_dropped": str(holds),
                     "replayed_policy": json.dumps(deployed.to_dict())}
+        lock.check()                 # a lost lock (dropped session) must not publish beside another retrain
         # The registered bundle counts the holdout as consumed: served, it never recommends it back.
         info = log_training(result, train_config, "retrain", True, data_spec, run_tags, extra_events=holdout)
         version = info["version"]
@@ -281,6 +284,7 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
             client.set_registered_model_tag(MODEL_NAME, "last_retrain_impression_seq",
                                             str(int(impressions["seq"].max())))
         if ok:
+            lock.check()
             client.set_model_version_tag(MODEL_NAME, version, "previous_champion", champion_v)
             promote(version)
         _stage(6, f"registered v{version} as @candidate" + (f"; promoted v{version} to @champion"

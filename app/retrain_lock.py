@@ -1,6 +1,12 @@
 """One retrain at a time: an exclusive ``flock`` on a lock file beside a SQLite event log, or a
 PostgreSQL advisory lock beside a shared one. Both are released when the holder exits, SIGKILL
-included, so a killed retrain never leaves a stale lock."""
+included, so a killed retrain never leaves a stale lock.
+
+A lock can also be lost while held: the PostgreSQL lock belongs to a session, which a dropped
+connection (a database restart, a network partition, an idle-connection reaper) ends silently,
+and a lock file deleted from under its holder lets the next retrain lock a new file at the same
+path. :meth:`check` tells, and a retrain calls it right before it registers or promotes anything
+(:class:`RetrainLockLost`: nothing is published by a retrain that may overlap another)."""
 from __future__ import annotations
 
 import fcntl
@@ -10,6 +16,10 @@ from pathlib import Path
 
 class RetrainBusy(RuntimeError):
     """Another retrain holds the lock."""
+
+
+class RetrainLockLost(RuntimeError):
+    """The lock was lost while held: another retrain may be running."""
 
 
 class RetrainLock:
@@ -37,6 +47,16 @@ class RetrainLock:
         self._fd = fd
         return self
 
+    def check(self) -> None:
+        """Raise :class:`RetrainLockLost` unless the locked file is still the one at the path."""
+        try:
+            same = self._fd is not None and os.fstat(self._fd).st_ino == os.stat(self.path).st_ino
+        except OSError:
+            same = False
+        if not same:
+            raise RetrainLockLost(f"the retrain lock file {self.path} was removed while this retrain held it; "
+                                  "another retrain may be running, so nothing is registered or promoted")
+
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
@@ -63,7 +83,8 @@ class PostgresRetrainLock:
     def __enter__(self) -> "PostgresRetrainLock":
         import psycopg
 
-        conn = psycopg.connect(self.url, autocommit=True, application_name="guanxi-retrain")
+        conn = psycopg.connect(self.url, autocommit=True, application_name="guanxi-retrain", keepalives=1,
+                               keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
         (got,) = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.KEY,)).fetchone()
         if not got:
             holder = conn.execute(
@@ -75,6 +96,20 @@ class PostgresRetrainLock:
             raise RetrainBusy(f"another retrain is running ({who}, advisory lock {self.KEY} in the event log's database)")
         self._conn = conn
         return self
+
+    def check(self) -> None:
+        """Raise :class:`RetrainLockLost` unless this session is alive and still holds the lock."""
+        import psycopg
+
+        try:
+            (held,) = self._conn.execute(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s "
+                "AND pid = pg_backend_pid() AND granted", (self.KEY,)).fetchone()
+        except (psycopg.Error, AttributeError) as exc:
+            raise RetrainLockLost(f"the retrain lock's database session ended ({str(exc).strip() or 'closed'}); "
+                                  "another retrain may be running, so nothing is registered or promoted") from None
+        if not held:
+            raise RetrainLockLost("this session no longer holds the retrain lock; nothing is registered or promoted")
 
     def __exit__(self, *exc) -> None:
         if self._conn is not None:

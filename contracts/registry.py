@@ -10,6 +10,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Callable
 
 import mlflow
 import pandas as pd
@@ -53,9 +54,19 @@ class BundleModel(PythonModel):
 
 
 def log_bundle_model(bundle_dir: Path) -> str:
-    """Log the bundle as the run's pyfunc model named ``model``; returns its model URI."""
-    info = mlflow.pyfunc.log_model(name="model", python_model=BundleModel(),
-                                   artifacts={"bundle": str(bundle_dir)})
+    """Log the bundle as the run's pyfunc model named ``model``; returns its model URI.
+
+    The bundle lands at :data:`BUNDLE_IN_MODEL` whatever its folder is called (MLflow keeps the
+    folder's name), since erasure and serving caches read it there."""
+    import shutil
+    import tempfile
+
+    bundle_dir = Path(bundle_dir)
+    with tempfile.TemporaryDirectory(prefix="guanxi-log-") as tmp:
+        if bundle_dir.name != Path(BUNDLE_IN_MODEL).name:
+            bundle_dir = Path(shutil.copytree(bundle_dir, Path(tmp) / Path(BUNDLE_IN_MODEL).name))
+        info = mlflow.pyfunc.log_model(name="model", python_model=BundleModel(),
+                                       artifacts={"bundle": str(bundle_dir)})
     return info.model_uri
 
 
@@ -68,14 +79,21 @@ def register_candidate(model_uri: str, run_id: str) -> str:
     return str(version.version)
 
 
-def promote(version: str) -> None:
+def promote(version: str, check: Callable[[str], None] | None = None) -> None:
     """Move ``@champion`` to ``version`` and append it to the champion history (for rollback).
 
+    Args:
+        version: the registered version.
+        check: called with the version before anything moves; raises to refuse it (the
+            application's forget-list check).
+
     Raises:
-        ValueError: no such version.
+        ValueError: no such version, purged, or refused by ``check``.
     """
     client = mlflow.MlflowClient()
     _refuse_purged(client, str(version))
+    if check is not None:
+        check(str(version))
     history = champion_history()
     if not history or history[-1] != str(version):
         history.append(str(version))
@@ -104,11 +122,12 @@ def champion_history() -> list[str]:
     return [v for v in tags.get("champion_history", "").split(",") if v]
 
 
-def rollback() -> tuple[str, str]:
+def rollback(check: Callable[[str], None] | None = None) -> tuple[str, str]:
     """Move ``@champion`` back to the version that held it before; returns ``(from, to)``.
+    ``check`` is called with that version first and raises to refuse it (as in :func:`promote`).
 
     Raises:
-        ValueError: there is no earlier champion to go back to.
+        ValueError: there is no earlier champion to go back to, or it is purged or refused.
     """
     client = mlflow.MlflowClient()
     current = alias_version("champion")
@@ -119,6 +138,8 @@ def rollback() -> tuple[str, str]:
         raise ValueError(f"no earlier champion to roll back to (champion is {current})")
     target = history[-1]
     _refuse_purged(client, target)
+    if check is not None:
+        check(target)
     client.set_registered_model_tag(MODEL_NAME, "champion_history", ",".join(history))
     client.set_registered_model_alias(MODEL_NAME, "champion", target)
     return str(current), target

@@ -71,8 +71,10 @@ def prepare(users: int, content_per_user: float, budget: float) -> tuple[Path, s
     if alias_version("champion") is None:
         guanxi = str(Path(sys.executable).with_name("guanxi"))
         _run([guanxi, "train", "--data", str(world), "--time-budget", str(budget), "--no-progress",
-              "--register", "--tracking-uri", uri, "--experiment", "bench-serving"])
-        _run([guanxi, "promote", alias_version("candidate"), "--tracking-uri", uri])
+              "--register", "--tracking-uri", uri, "--experiment", "bench-serving",
+              "--events-db", str(BENCH / "registry-events.db")])
+        _run([guanxi, "promote", alias_version("candidate"), "--tracking-uri", uri,
+              "--events-db", str(BENCH / "registry-events.db")])
     return world, uri
 
 

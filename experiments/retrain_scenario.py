@@ -106,8 +106,9 @@ def main() -> None:
     os.chdir(WORK)                       # MLflow artifacts land in .scenario/mlruns
     budget = [] if args.budget is None else ["--time-budget", str(args.budget)]
     assert guanxi(["train", "--data", str(world), *budget, "--no-progress",
-                   "--register", "--tracking-uri", uri, "--experiment", "scenario"]) == 0
-    assert guanxi(["promote", "1", "--tracking-uri", uri]) == 0
+                   "--register", "--tracking-uri", uri, "--experiment", "scenario",
+                   "--events-db", str(WORK / "events.db")]) == 0
+    assert guanxi(["promote", "1", "--tracking-uri", uri, "--events-db", str(WORK / "events.db")]) == 0
 
     port = free_port()
     env = server_env(tracking_uri=uri, events_db=str(WORK / "events.db"), workers=1, poll_seconds=2)

@@ -65,9 +65,10 @@ def prepare(users: int, root: Path) -> tuple[str, Path, Path]:
         guanxi = str(Path(sys.executable).with_name("guanxi"))
         for seed in (0, 1):
             subprocess.run([guanxi, "train", "--data", str(world), "--set", "max_epochs=3", "--set", f"seed={seed}",
-                            "--no-progress", "--register", "--tracking-uri", uri, "--experiment", "soak"],
-                           check=True, cwd=root)
-        subprocess.run([guanxi, "promote", "1", "--tracking-uri", uri], check=True, cwd=root)
+                            "--no-progress", "--register", "--tracking-uri", uri, "--experiment", "soak",
+                            "--events-db", str(root / "registry-events.db")], check=True, cwd=root)
+        subprocess.run([guanxi, "promote", "1", "--tracking-uri", uri, "--events-db",
+                        str(root / "registry-events.db")], check=True, cwd=root)
     return uri, root, world
 
 
@@ -159,7 +160,8 @@ def run_soak(uri: str, cwd: Path, seconds: float, rate: float, users: list[str],
         def promote() -> None:
             # The bar counts from when the alias has moved (the command returned), not from when
             # the command started: a CLI's start-up on a busy host is no part of the server's reload.
-            subprocess.run(guanxi + ["promote", "2", "--tracking-uri", uri], cwd=cwd, check=True,
+            subprocess.run(guanxi + ["promote", "2", "--tracking-uri", uri, "--events-db", str(events_db)],
+                           cwd=cwd, check=True,
                            stdout=subprocess.DEVNULL)
             promoted["done"] = time.time()
         with ThreadPoolExecutor(max_workers=32) as pool:

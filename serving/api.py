@@ -4,16 +4,24 @@ Holds the served model (:class:`guanxi.serving.champion.ChampionHolder`), the ev
 and follows the event log's forget list: within one poll interval of ``guanxi forget``, the
 forgotten user is served as a stranger (no history, no contacts, no impressions logged) and
 disappears from every other user's reasons and counts.
+
+The event loop never waits on the event log: ``/recommend`` reads the user's settings and
+impression counts in one store call on a small thread pool, bounded by ``store_timeout_s`` (a
+store that does not answer in time is a :class:`StoreUnavailable`, 503 with ``Retry-After``, while
+``/livez`` and every other request keep being answered). Housekeeping (the forget-list poll, the
+impression prune) runs on its own thread; a failure there is logged and retried, never a request's.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from guanxi.serving.batcher import MicroBatcher
 from guanxi.serving.champion import ChampionHolder, Served
-from guanxi.serving.events import EventStore
+from guanxi.serving.events import EventStore, StoreUnavailable, UserSettings
 from guanxi.serving.forget_list import ForgetList
 from guanxi.serving.impressions import ImpressionLog
 from guanxi.serving.policy import PolicyConfig
@@ -33,13 +41,17 @@ class RecommendationAPI:
         store: the event log (feedback, settings, impressions, forget list).
         policy: the exposure policy.
         poll_seconds: how often a background thread re-reads the forget list (0: every second).
+        store_timeout_s: how long ``/recommend`` waits for the user's settings and impressions.
+        io_threads: threads that read the store for ``/recommend``.
     """
 
     def __init__(self, holder: ChampionHolder, store: EventStore, policy: PolicyConfig,
-                 poll_seconds: float = 10.0) -> None:
+                 poll_seconds: float = 10.0, store_timeout_s: float = 2.0, io_threads: int = 8) -> None:
         self.holder = holder
         self.store = store
         self.policy = policy
+        self.store_timeout_s = store_timeout_s
+        self._io = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="guanxi-store")
         self._last_prune = 0.0
         self._batcher: MicroBatcher | None = None
         self.impressions = ImpressionLog(store, forgotten=lambda user: self.forget_list.contains(user))
@@ -48,14 +60,16 @@ class RecommendationAPI:
         self.forget_list: ForgetList = store.forget_list()
         self._refresh_forgotten()
         self._stop = threading.Event()
-        threading.Thread(target=self._poll_forgotten, daemon=True, name="guanxi-forget-poll").start()
+        threading.Thread(target=self._housekeeping, daemon=True, name="guanxi-housekeeping").start()
 
-    def _poll_forgotten(self) -> None:
+    def _housekeeping(self) -> None:
+        """The forget-list poll and the impression prune, off every request's path."""
         while not self._stop.wait(self._forget_every):
-            try:
-                self._refresh_forgotten()
-            except Exception:  # noqa: BLE001 - the poller must never die
-                logger.exception("forget-list poll failed")
+            for job in (self._refresh_forgotten, self._maybe_prune):
+                try:
+                    job()
+                except Exception:  # noqa: BLE001 - housekeeping must never die; it runs again next round
+                    logger.exception("%s failed; retrying at the next round", job.__name__.strip("_"))
 
     def _refresh_forgotten(self) -> None:
         """Re-read the forget list when it changed and hand it to the served model."""
@@ -84,37 +98,57 @@ class RecommendationAPI:
         return [(served, s) for s in served.recommender.score_many(user_ids)]
 
     async def recommend_async(self, user_id: str, k: int = 20, kinds: list[str] | None = None) -> str:
-        """:meth:`recommend` with scoring micro-batched across concurrent requests (when that
-        saves work: not with the candidate table, where a user's scoring reads only their row)."""
+        """:meth:`recommend` with the store read off the event loop (bounded by
+        ``store_timeout_s``) and scoring micro-batched across concurrent requests (when that saves
+        work: not with the candidate table, where a user's scoring reads only their row).
+
+        Raises:
+            StoreUnavailable: the store failed or did not answer in time.
+        """
         self._apply_forgotten()
+        now = time.time()
         served = self.holder.current
-        if not served.recommender.batching_pays:
-            scored = served.recommender.score_many([user_id])[0]
-            return self.recommend(user_id, k, kinds, served=served, scored=scored)
-        if self._batcher is None:
-            self._batcher = MicroBatcher(self._score_batch)
-        served, scored = await self._batcher.submit(user_id)
-        return self.recommend(user_id, k, kinds, served=served, scored=scored)
+        pending = asyncio.get_running_loop().run_in_executor(
+            self._io, self.user_state, user_id, now, served.recommender.is_forgotten(user_id))
+        try:
+            if not served.recommender.batching_pays:
+                scored = served.recommender.score_many([user_id])[0]
+            else:
+                if self._batcher is None:
+                    self._batcher = MicroBatcher(self._score_batch)
+                served, scored = await self._batcher.submit(user_id)
+            state = await asyncio.wait_for(asyncio.shield(pending), self.store_timeout_s)
+        except asyncio.TimeoutError:
+            raise StoreUnavailable(f"the event log did not answer within {self.store_timeout_s:g} s") from None
+        return self.recommend(user_id, k, kinds, now=now, served=served, scored=scored, state=state)
+
+    def user_state(self, user_id: str, now: float, forgotten: bool) -> tuple[UserSettings, dict[str, int]]:
+        """The user's settings and impressions inside the frequency window (this worker's pending
+        ones included), in one store call (blocking: the async path runs it on the I/O threads)."""
+        window = int(now - self.policy.frequency_window_hours * 3600)
+        if not self.policy.frequency_cap or forgotten:
+            return self.store.settings(user_id), {}
+        settings, committed = self.store.user_state(user_id, window)
+        return settings, self.impressions.with_pending(user_id, committed)
 
     def recommend(self, user_id: str, k: int = 20, kinds: list[str] | None = None,
-                  now: float | None = None, served: Served | None = None, scored: Scored | None = None) -> str:
+                  now: float | None = None, served: Served | None = None, scored: Scored | None = None,
+                  state: tuple[UserSettings, dict[str, int]] | None = None) -> str:
         """The ``/recommend`` response body as JSON text (:mod:`guanxi.serving.body`); logs the returned
-        slate as impressions (never for a forgotten user)."""
+        slate as impressions (never for a forgotten user). ``state``: the user's settings and
+        impressions when already read (:meth:`user_state`)."""
         if served is None:
             self._apply_forgotten()
         served = served or self.holder.current  # one model for the whole request, even mid-swap
         now = time.time() if now is None else now
         forgotten = served.recommender.is_forgotten(user_id)
-        settings = self.store.settings(user_id)
-        window = int(now - self.policy.frequency_window_hours * 3600)
-        shown = self.impressions.counts(user_id, window) if self.policy.frequency_cap and not forgotten else {}
+        settings, shown = state if state is not None else self.user_state(user_id, now, forgotten)
         fallback, slate = served.recommender.recommend(
             user_id, k, self.policy, kinds=kinds, muted_ids=list(settings.mute),
             commercial_opt_out=settings.commercial_opt_out, impressions=shown, scored=scored)
         ids = served.encoder.ids
         if not forgotten:
             self.impressions.log(user_id, [ids[s.item_idx] for s in slate], int(now), served.version)
-        self._maybe_prune(now)
         return served.encoder.encode(user_id, served.version, fallback, slate)
 
     def feedback(self, events: list[dict]) -> dict:
@@ -129,7 +163,9 @@ class RecommendationAPI:
     def reload(self) -> dict:
         return self.holder.reload(force=True)
 
-    def _maybe_prune(self, now: float) -> None:
+    def _maybe_prune(self, now: float | None = None) -> None:
+        """Delete impressions past the retention window, at most every :data:`PRUNE_EVERY_S`."""
+        now = time.time() if now is None else now
         if now - self._last_prune < PRUNE_EVERY_S:
             return
         self._last_prune = now

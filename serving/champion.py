@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from guanxi.serving import model_cache
 from guanxi.serving.body import SlateEncoder
 from guanxi.serving.recommender import Recommender
 from guanxi.serving.retrieval import RetrievalConfig
@@ -71,12 +71,6 @@ def resolve_version(uri: str, tracking_uri: str | None = None) -> str:
     return uri
 
 
-def default_cache_dir(tracking_uri: str | None) -> Path:
-    """``$TMPDIR/guanxi-models/<store hash>``: one folder per registry, shared by every worker."""
-    key = hashlib.sha1(f"{tracking_uri}|{os.getcwd()}".encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / "guanxi-models" / key
-
-
 def _fetch_shared(fetch: str, name: str, cache: Path, tracking_uri: str | None) -> Path:
     """The bundle of ``fetch`` in ``cache/v<version>``, downloaded once whichever worker comes first
     (download beside it, then an atomic rename; the loser of a race uses the winner's copy)."""
@@ -118,7 +112,8 @@ def load_served(uri: str, version: str | None = None, cache_dir: str | Path | No
                 tracking_uri: str | None = None, ann: RetrievalConfig | None = None) -> Served:
     """Load the model at ``uri`` (pinned to ``version`` when the URI names a registered model).
     Embeddings are memory-mapped from a cache folder shared by the workers (``cache_dir``,
-    default :func:`default_cache_dir`), so N workers hold one copy.
+    default the registry's folder in the account's private cache: :mod:`guanxi.serving.model_cache`),
+    so N workers hold one copy.
 
     Raises:
         ValueError: the model cannot be fetched or is not a readable recommendation bundle.
@@ -134,7 +129,10 @@ def load_served(uri: str, version: str | None = None, cache_dir: str | Path | No
     version = version or resolve_version(uri, tracking_uri)
     m = _ALIAS.match(uri) or _VERSION.match(uri)
     fetch = f"models:/{m['name']}/{version}" if m else uri
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(tracking_uri)
+    try:
+        cache = model_cache.cache_dir(tracking_uri, cache_dir)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"model {fetch} cannot be served: {exc}") from exc
     try:
         path = _fetch_shared(fetch, _cache_name(fetch, m, version, tracking_uri), cache, tracking_uri)
         rec = Recommender(load_bundle(path, mmap=True), ann, path)
@@ -232,7 +230,7 @@ class ChampionHolder:
 
     def _prune(self, keep: set, versions: int = 3) -> None:
         """Delete cached versions beyond the newest few (open memory maps stay valid on POSIX)."""
-        cache = Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir(self.tracking_uri)
+        cache = model_cache.cache_dir(self.tracking_uri, self.cache_dir)
         if not cache.is_dir():
             return
         dirs = sorted((d for d in cache.glob("v*") if d.is_dir()), key=lambda d: d.stat().st_mtime)

@@ -133,8 +133,11 @@ def _sqlite(path: Path, shown: str) -> EventLogTarget:
     return EventLogTarget("sqlite", path=path)
 
 
-def open_event_store(value: str | Path, busy_timeout_ms: int = 5_000, create: bool = True) -> EventStore:
+def open_event_store(value: str | Path, busy_timeout_ms: int = 5_000, create: bool = True,
+                     statement_timeout_ms: int | None = None) -> EventStore:
     """Open the event log a setting names (creating its schema when ``create``).
+    ``statement_timeout_ms`` bounds every PostgreSQL statement (the service sets it; operator
+    commands reading the whole log do not).
 
     Raises:
         ValueError: the setting is not a usable log (see :func:`parse_event_log`), or PostgreSQL
@@ -145,7 +148,8 @@ def open_event_store(value: str | Path, busy_timeout_ms: int = 5_000, create: bo
     if target.kind == "postgresql":
         from guanxi.serving.events_postgres import PostgresEventStore
 
-        return PostgresEventStore(target.url or "", busy_timeout_ms, create=create)
+        return PostgresEventStore(target.url or "", busy_timeout_ms, create=create,
+                                  statement_timeout_ms=statement_timeout_ms)
     import sqlite3
 
     from guanxi.serving.events import SQLiteEventStore

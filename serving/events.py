@@ -11,6 +11,14 @@ only feed frequency caps) and deleted after the retention window. They are store
 returned slate (its item ids as a JSON array): a row per item cost ~130 us of SQLite work per
 request; readers see one row per item.
 
+Forget is final: every write (feedback, settings, impressions) checks the forget list inside its
+own transaction, so a user forgotten on any replica is never stored again, whatever a client
+retries. Their feedback events are acknowledged (counted in ``accepted``, as any event the service
+takes) and dropped; a settings change for them writes nothing and answers the defaults; their
+impressions are not logged. The check and ``forget`` are serialised by the store (SQLite: one
+writer at a time; PostgreSQL: advisory locks), so no write slips between a forget's delete and its
+commit.
+
 A store that cannot take a write (locked past the busy timeout, disk full, I/O error) raises
 :class:`StoreUnavailable`, which the service answers with 503 and ``Retry-After``: the client keeps
 the batch and retries, so nothing acknowledged is lost and nothing unacknowledged is half-stored.
@@ -18,6 +26,7 @@ the batch and retries, so nothing acknowledged is lost and nothing unacknowledge
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -33,6 +42,8 @@ import pandas as pd
 
 from guanxi.serving.forget_list import ForgetList, hash_user
 from guanxi.serving.store_migrations import migrate
+
+logger = logging.getLogger(__name__)
 
 # A user's mute list holds at most this many ids in total (``/settings`` refuses more).
 MAX_MUTES_TOTAL = 1000
@@ -95,8 +106,9 @@ class UserSettings:
 
 @dataclass(frozen=True)
 class Appended:
-    """What a feedback batch did: ``accepted`` events (all of the batch, once stored), of which
-    ``duplicates`` were stored before (same user and ``event_id``) or repeated in the batch."""
+    """What a feedback batch did: ``accepted`` events (all of the batch, once stored; a forgotten
+    user's events are accepted and dropped), of which ``duplicates`` were stored before (same user
+    and ``event_id``) or repeated in the batch."""
 
     accepted: int
     duplicates: int
@@ -110,6 +122,7 @@ class EventStore(Protocol):
     def log_impressions_many(self, slates: list[tuple[str, list[str], int, str]]) -> None: ...
     def impression_counts(self, user_id: str, since_ts: int) -> dict[str, int]: ...
     def settings(self, user_id: str) -> UserSettings: ...
+    def user_state(self, user_id: str, since_ts: int) -> tuple[UserSettings, dict[str, int]]: ...
     def update_settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
                         unmute: list[str]) -> UserSettings: ...
     def events_since(self, seq: int, upto: int | None = None) -> pd.DataFrame: ...
@@ -131,25 +144,40 @@ class SQLiteEventStore:
             file is a ``FileNotFoundError``).
         busy_timeout_ms: how long a writer waits for another process's lock before
             :class:`StoreUnavailable`.
+        open_wait_s: how long opening waits for another process that holds the log's write lock
+            (a worker starting while another migrates a large log), retrying past the busy
+            timeout, before it gives up with :class:`StoreUnavailable`.
     """
 
-    def __init__(self, path: str | Path, busy_timeout_ms: int = 5_000, create: bool = True) -> None:
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 5_000, create: bool = True,
+                 open_wait_s: float = 600.0) -> None:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise FileNotFoundError(f"no event log at {self.path} (set --events-db or GUANXI_EVENTS_DB)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._busy = busy_timeout_ms
         self._local = threading.local()
-        conn = self._conn()
-        conn.execute("PRAGMA journal_mode=WAL")
+        deadline = time.monotonic() + open_wait_s
+        while True:
+            try:
+                self._open_schema()
+                break
+            except (StoreUnavailable, sqlite3.OperationalError) as exc:
+                if time.monotonic() >= deadline or not _busy(exc):
+                    raise
+                logger.info("event log %s is locked by another process (a migration?); waiting", self.path)
+        self._salt = bytes.fromhex(self._conn().execute(
+            "SELECT value FROM meta WHERE key = 'forget_salt'").fetchone()[0])
+
+    def _open_schema(self) -> None:
+        """WAL mode and today's schema (migrating earlier layouts), in one write transaction."""
+        self._conn().execute("PRAGMA journal_mode=WAL")
         with self._transaction("FULL") as conn:
             migrate(conn)                 # earlier layouts first: the schema below assumes today's
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
             if not conn.execute("SELECT 1 FROM meta WHERE key = 'forget_salt'").fetchone():
                 conn.execute("INSERT INTO meta (key, value) VALUES ('forget_salt', ?)", (secrets.token_hex(16),))
-        self._salt = bytes.fromhex(self._conn().execute(
-            "SELECT value FROM meta WHERE key = 'forget_salt'").fetchone()[0])
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -206,13 +234,15 @@ class SQLiteEventStore:
         rows = [(e.get("event_id") or uuid.uuid4().hex, str(e["user_id"]), str(e["item_id"]), e["type"],
                  int(e["ts"]) if e.get("ts") is not None else now, e.get("value"), now) for e in events]
         with self._transaction("FULL") as conn:
+            gone = self._forgotten_among(conn, {r[1] for r in rows})
+            rows = [r for r in rows if r[1] not in gone] if gone else rows
             before = conn.total_changes
             # ON CONFLICT, not OR IGNORE: only a repeated event_id is skipped; a row that breaks
             # another constraint fails the whole batch instead of vanishing from it.
             conn.executemany("INSERT INTO events (event_id, user_id, item_id, type, ts, value, received_ts) "
                              "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, event_id) DO NOTHING", rows)
             stored = conn.total_changes - before
-        return Appended(len(rows), len(rows) - stored)
+        return Appended(len(events), len(rows) - stored)
 
     def log_impressions(self, user_id: str, item_ids: list[str], ts: int, model_version: str) -> None:
         self.log_impressions_many([(user_id, item_ids, ts, model_version)])
@@ -223,6 +253,8 @@ class SQLiteEventStore:
         if not rows:
             return
         with self._transaction("NORMAL") as conn:
+            gone = self._forgotten_among(conn, {r[0] for r in rows})
+            rows = [r for r in rows if r[0] not in gone] if gone else rows
             conn.executemany("INSERT INTO impression_slates (user_id, ts, model_version, items) VALUES (?, ?, ?, ?)",
                              rows)
 
@@ -251,6 +283,10 @@ class SQLiteEventStore:
             "(SELECT json_group_array(target_id) FROM mutes WHERE user_id = ?1)", (user_id,)).fetchone()
         return UserSettings(user_id, bool(opt_out), tuple(sorted(json.loads(mutes))))
 
+    def user_state(self, user_id: str, since_ts: int) -> tuple[UserSettings, dict[str, int]]:
+        """The user's settings and impression counts since ``since_ts``: what ``/recommend`` reads."""
+        return self.settings(user_id), self.impression_counts(user_id, since_ts)
+
     def update_settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
                         unmute: list[str]) -> UserSettings:
         """Apply a settings change durably and return the user's settings after it. A request
@@ -263,6 +299,8 @@ class SQLiteEventStore:
         if commercial_opt_out is None and not mute and not unmute:
             return self.settings(user_id)
         with self._transaction("FULL") as conn:
+            if self._forgotten_among(conn, {user_id}):
+                return UserSettings(user_id)           # forgotten: nothing is stored for them again
             if commercial_opt_out is not None:
                 conn.execute("INSERT INTO settings (user_id, commercial_opt_out, updated_ts) VALUES (?, ?, ?) "
                              "ON CONFLICT(user_id) DO UPDATE SET commercial_opt_out = excluded.commercial_opt_out, "
@@ -300,6 +338,15 @@ class SQLiteEventStore:
         with self._transaction("NORMAL") as conn:
             return sum(conn.execute("DELETE FROM impression_slates WHERE user_id = ?", (u,)).rowcount for u in gone)
 
+    def _forgotten_among(self, conn: sqlite3.Connection, users: set[str]) -> set[str]:
+        """Which of ``users`` are on the forget list, read inside the caller's transaction."""
+        if not users:
+            return set()
+        hashes = {hash_user(self._salt, u): u for u in users}
+        found = conn.execute("SELECT hash FROM forgotten WHERE hash IN (SELECT value FROM json_each(?))",
+                             (json.dumps(list(hashes)),)).fetchall()
+        return {hashes[h] for (h,) in found}
+
     def forget_list(self) -> ForgetList:
         """The users who asked to be forgotten (salted hashes): kept out of every later model."""
         rows = self._conn().execute("SELECT hash FROM forgotten").fetchall()
@@ -326,6 +373,11 @@ class SQLiteEventStore:
             conn.execute("INSERT OR REPLACE INTO forgotten (hash, ts) VALUES (?, ?)",
                          (hash_user(self._salt, user_id), int(time.time())))
         return counts
+
+
+def _busy(exc: Exception) -> bool:
+    """Whether ``exc`` says another connection holds the lock (worth waiting for)."""
+    return any(word in str(exc).lower() for word in ("locked", "busy"))
 
 
 def _unavailable(exc: sqlite3.OperationalError) -> Exception:

@@ -11,7 +11,11 @@ connection pool:
   ``seq`` (BIGSERIAL alone would allow that under concurrent writers);
 - impressions are written with ``synchronous_commit`` off (they only feed frequency caps and the
   drift report) and are visible to every replica once committed;
-- settings changes lock the user (advisory, per user id) so the mute cap holds across replicas.
+- settings changes lock the user (advisory, per user id) so the mute cap holds across replicas;
+- forget is final: every write checks the forget list inside its transaction, and ``forget``
+  takes the append lock, the forget lock (impression writers hold it shared) and the user's lock,
+  in that order, so no write of the user commits between its delete and its commit (every other
+  transaction takes one of these locks only: no lock cycle).
 
 The schema is created on first start by numbered migrations recorded in ``guanxi_schema``, under an
 advisory lock so replicas starting together do not race.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,9 +35,11 @@ from guanxi.serving.event_stores import redact
 from guanxi.serving.events import Appended, StoreUnavailable, UserSettings, check_mute_cap
 from guanxi.serving.forget_list import ForgetList, hash_user
 
-# Advisory lock keys (arbitrary, fixed): schema migrations, and the event append order.
+# Advisory lock keys (arbitrary, fixed): schema migrations, the event append order, and forget
+# against impression writes (shared by writers, exclusive for a forget).
 _MIGRATE_LOCK = 7_261_001
 _APPEND_LOCK = 7_261_002
+_FORGET_LOCK = 7_261_004
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -64,20 +71,32 @@ class PostgresEventStore:
             lock, before :class:`StoreUnavailable`.
         pool_size: most connections this process holds.
         create: run the migrations (False: a database without the schema is an error).
+        statement_timeout_ms: the server cancels any statement running longer (None: no limit).
+
+    Every connection has TCP keepalives and a TCP user timeout, so a peer that vanished (a
+    restarted or partitioned database) is noticed in seconds instead of the kernel's two hours,
+    and the pool checks a connection before handing it out, so one left broken by a restart is
+    replaced instead of failing the request that draws it.
 
     Raises:
         ValueError: the database cannot be reached or lacks the schema; names the URL (password
             redacted).
     """
 
-    def __init__(self, url: str, busy_timeout_ms: int = 5_000, pool_size: int = 8, create: bool = True) -> None:
+    def __init__(self, url: str, busy_timeout_ms: int = 5_000, pool_size: int = 8, create: bool = True,
+                 statement_timeout_ms: int | None = None) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 
         self.url = url
         self._errors = (psycopg.OperationalError,)
+        alive = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+                 "tcp_user_timeout": 10_000, "connect_timeout": max(2, busy_timeout_ms // 1000)}
+        options = f"-c lock_timeout={busy_timeout_ms}"
+        if statement_timeout_ms:
+            options += f" -c statement_timeout={statement_timeout_ms}"
         try:                  # one direct connection first: its error says why (refused, auth, no such db)
-            conn = psycopg.connect(url, autocommit=True, connect_timeout=max(2, busy_timeout_ms // 1000))
+            conn = psycopg.connect(url, autocommit=True, **alive)
         except psycopg.Error as exc:
             raise ValueError(f"cannot reach the event log at {redact(url)}: {redact(str(exc).strip(), url)}") from None
         with conn:
@@ -85,7 +104,7 @@ class PostgresEventStore:
         self._salt = bytes.fromhex(salt)
         self._pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, timeout=busy_timeout_ms / 1000, open=True,
-            kwargs={"autocommit": True, "options": f"-c lock_timeout={busy_timeout_ms}"},
+            kwargs={"autocommit": True, "options": options, **alive}, check=ConnectionPool.check_connection,
             name="guanxi-events")
 
     def _migrate(self, conn, create: bool) -> str:
@@ -142,12 +161,16 @@ class PostgresEventStore:
                 col.append(value)
         with self._transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
+            gone = self._forgotten_among(conn, set(cols[1]))
+            if gone:
+                keep = [j for j, u in enumerate(cols[1]) if u not in gone]
+                cols = [[col[j] for j in keep] for col in cols]
             cur = conn.execute(
                 "INSERT INTO events (event_id, user_id, item_id, type, ts, value, received_ts) "
                 "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], "
                 "%s::float8[], %s::bigint[]) ON CONFLICT (user_id, event_id) DO NOTHING", cols)
             stored = cur.rowcount
-        return Appended(len(events), len(events) - stored)
+        return Appended(len(events), len(cols[0]) - stored)
 
     def log_impressions(self, user_id: str, item_ids: list[str], ts: int, model_version: str) -> None:
         self.log_impressions_many([(user_id, item_ids, ts, model_version)])
@@ -158,6 +181,9 @@ class PostgresEventStore:
         if not rows:
             return
         with self._transaction(durable=False) as conn, conn.cursor() as cur:
+            conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_FORGET_LOCK,))
+            gone = self._forgotten_among(conn, {r[0] for r in rows})
+            rows = [r for r in rows if r[0] not in gone] if gone else rows
             cur.executemany("INSERT INTO impression_slates (user_id, ts, model_version, items) "
                             "VALUES (%s, %s, %s, %s)", rows)
 
@@ -185,6 +211,16 @@ class PostgresEventStore:
                 {"u": user_id}).fetchone()
         return UserSettings(user_id, bool(opt_out), tuple(mutes))
 
+    def user_state(self, user_id: str, since_ts: int) -> tuple[UserSettings, dict[str, int]]:
+        """The user's settings and impression counts since ``since_ts`` in one round trip."""
+        with self._read() as conn:
+            opt_out, mutes, shown = conn.execute(
+                "SELECT (SELECT commercial_opt_out FROM settings WHERE user_id = %(u)s), "
+                "ARRAY(SELECT target_id FROM mutes WHERE user_id = %(u)s ORDER BY target_id), "
+                "ARRAY(SELECT item FROM impression_slates, unnest(items) AS item "
+                "      WHERE user_id = %(u)s AND ts >= %(t)s)", {"u": user_id, "t": since_ts}).fetchone()
+        return UserSettings(user_id, bool(opt_out), tuple(mutes)), dict(Counter(shown))
+
     def update_settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
                         unmute: list[str]) -> UserSettings:
         """Apply a settings change durably; see ``SQLiteEventStore.update_settings``.
@@ -197,6 +233,8 @@ class PostgresEventStore:
             return self.settings(user_id)
         with self._transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (user_id,))
+            if self._forgotten_among(conn, {user_id}):
+                return UserSettings(user_id)           # forgotten: nothing is stored for them again
             if commercial_opt_out is not None:
                 conn.execute("INSERT INTO settings (user_id, commercial_opt_out, updated_ts) VALUES (%s, %s, %s) "
                              "ON CONFLICT (user_id) DO UPDATE SET commercial_opt_out = excluded.commercial_opt_out, "
@@ -239,6 +277,14 @@ class PostgresEventStore:
         with self._transaction(durable=False) as conn:
             return conn.execute("DELETE FROM impression_slates WHERE user_id = ANY(%s::text[])", (gone,)).rowcount
 
+    def _forgotten_among(self, conn, users: set[str]) -> set[str]:
+        """Which of ``users`` are on the forget list, read inside the caller's transaction."""
+        if not users:
+            return set()
+        hashes = {hash_user(self._salt, u): u for u in users}
+        rows = conn.execute("SELECT hash FROM forgotten WHERE hash = ANY(%s::text[])", (list(hashes),)).fetchall()
+        return {hashes[h] for (h,) in rows}
+
     def forget_list(self) -> ForgetList:
         with self._read() as conn:
             rows = conn.execute("SELECT hash FROM forgotten").fetchall()
@@ -255,6 +301,9 @@ class PostgresEventStore:
     def forget(self, user_id: str) -> dict[str, int]:
         """Delete every event, impression, setting and mute of ``user_id`` and record its salted hash."""
         with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_FORGET_LOCK,))
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (user_id,))
             (shown,) = conn.execute("SELECT COALESCE(SUM(cardinality(items)), 0) FROM impression_slates "
                                     "WHERE user_id = %s", (user_id,)).fetchone()
             counts = {t: conn.execute(f"DELETE FROM {t} WHERE user_id = %s", (user_id,)).rowcount

@@ -48,9 +48,12 @@ class ImpressionLog:
 
     def counts(self, user_id: str, since_ts: int) -> dict[str, int]:
         """item_id -> impressions of the user since ``since_ts``: committed plus pending."""
+        return self.with_pending(user_id, self.store.impression_counts(user_id, since_ts))
+
+    def with_pending(self, user_id: str, committed: dict[str, int]) -> dict[str, int]:
+        """``committed`` counts (read from the store) plus this worker's pending ones for the user."""
         with self._lock:
             pending = dict(self._counts.get(user_id, {}))
-        committed = self.store.impression_counts(user_id, since_ts)
         for item, n in pending.items():
             committed[item] = committed.get(item, 0) + n
         return committed

@@ -73,8 +73,10 @@ class Guanxi:
         self.api = RecommendationAPI(ChampionHolder(model_uri, self.settings.poll_seconds,
                                                     cache_dir=self.settings.model_cache,
                                                     tracking_uri=tracking, ann=ann),
-                                     open_event_store(self.settings.events_db, self.settings.events_busy_ms),
-                                     load_policy(self.settings.policy), poll_seconds=self.settings.poll_seconds)
+                                     open_event_store(self.settings.events_db, self.settings.events_busy_ms,
+                                                      statement_timeout_ms=self.settings.events_busy_ms),
+                                     load_policy(self.settings.policy), poll_seconds=self.settings.poll_seconds,
+                                     store_timeout_s=self.settings.store_timeout_ms / 1000)
         # Everything loaded so far lives as long as the worker: keep the GC from rescanning it, and
         # make full collections rare (GC pauses drove the latency tail; serving/gc_settings.py).
         settle_after_startup(self.settings.gc_thresholds)

@@ -32,7 +32,11 @@ class ServeSettings(BaseSettings):
         max_body_bytes: ``GUANXI_MAX_BODY_BYTES``, 1048576: larger request bodies get 413.
         max_concurrency: ``GUANXI_MAX_CONCURRENCY``, 64: requests in flight per worker before 503.
         events_busy_ms: ``GUANXI_EVENTS_BUSY_MS``, 5000: how long a write waits for the event log's
-            lock before the request gets 503 with ``Retry-After``.
+            lock before the request gets 503 with ``Retry-After``; on PostgreSQL also the statement
+            timeout of every statement the service runs.
+        store_timeout_ms: ``GUANXI_STORE_TIMEOUT_MS``, 2000: how long ``/recommend`` waits for the
+            user's settings and impressions before it answers 503 with ``Retry-After`` (the read
+            runs off the event loop, so other requests and ``/livez`` are answered meanwhile).
         ann_min_items: ``GUANXI_ANN_MIN_ITEMS``, 250000: item kinds at least this large are retrieved
             through an ANN index (0: always exact).
         ann_nprobe: ``GUANXI_ANN_NPROBE``, 64: inverted lists scanned per query.
@@ -40,8 +44,9 @@ class ServeSettings(BaseSettings):
             a precomputed candidate table (exact; :mod:`guanxi.serving.candidate_table`) when users x its
             items is at most this, e.g. 20k users x 100k items (0: never).
         table_depth: ``GUANXI_TABLE_DEPTH``, 600: items per user and kind in the table.
-        model_cache: ``GUANXI_MODEL_CACHE``: where workers share downloaded versions (default under
-            the system temp dir).
+        model_cache: ``GUANXI_MODEL_CACHE``: where workers share downloaded versions (default the
+            account's private cache, ``~/.cache/guanxi/models``; it must belong to this account and be
+            writable by no other: :mod:`guanxi.serving.model_cache`).
         gc_thresholds: ``GUANXI_GC_THRESHOLDS``, ``5000,10,100``: the garbage collector's thresholds
             in each worker (:mod:`guanxi.serving.gc_settings`).
     """
@@ -60,6 +65,7 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = 1_048_576
     max_concurrency: int = 64
     events_busy_ms: int = 5_000
+    store_timeout_ms: int = 2_000
     ann_min_items: int = 250_000
     ann_nprobe: int = 64
     table_max_scores: int = 4_000_000_000

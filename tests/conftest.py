@@ -10,6 +10,17 @@ from guanxi.features.world import World, WorldConfig, generate_world
 from guanxi.features.world_io import write_world
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the suite out of the account's own caches: serving's model cache and index
+    (``XDG_CACHE_HOME``) and the BentoML store (``BENTOML_HOME``) live in a temp folder of the run,
+    inherited by every server the tests start (a purge test deletes what it finds there)."""
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="guanxi-tests-"))
+    os.environ["XDG_CACHE_HOME"] = str(scratch / "cache")
+    os.environ["BENTOML_HOME"] = str(scratch / "bentoml")
 SHARED_DATA = Path(os.environ.get("GUANXI_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -37,8 +37,8 @@ def ops(tiny_world, tiny_world_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     assert main(["train", "--data", str(tiny_world_dir), "--set", "max_epochs=3", "--no-progress",
-                 "--register", "--tracking-uri", uri]) == 0
-    assert main(["promote", "1", "--tracking-uri", uri]) == 0
+                 "--register", "--tracking-uri", uri, "--events-db", str(tmp_path / "events.db")]) == 0
+    assert main(["promote", "1", "--tracking-uri", uri]) == 0        # ./events.db exists now
     return {"uri": uri, "db": tmp_path / "events.db", "world": tiny_world, "dir": tmp_path,
             "world_dir": tiny_world_dir}
 
@@ -299,7 +299,8 @@ def test_forget_reaches_every_version_and_cache(ops, tmp_path, capsys, monkeypat
     assert main(["promote", "1", "--tracking-uri", ops["uri"]]) == 2
     capsys.readouterr()
     assert main(["status", "--tracking-uri", ops["uri"], "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["holding_forgotten"] == {"versions": [], "cached": []}
+    assert json.loads(capsys.readouterr().out)["holding_forgotten"] == {"versions": [], "cached": [],
+                                                                         "bentoml": [], "unreadable": []}
     # training on any data honours the forget list
     assert main(["train", "--data", str(ops["world_dir"]), "--set", "max_epochs=1", "--no-progress",
                  "--register", "--tracking-uri", ops["uri"]]) == 0
@@ -330,3 +331,25 @@ def test_retrain_reads_feedback_and_holds_its_lock_in_postgresql(ops, pg_cluster
     assert main(["forget", user, "--events-db", url, "--tracking-uri", ops["uri"]]) == 0
     assert open_event_store(url).forget_list().contains(user)
     assert (store.events_since(0)["user_id"] == user).sum() == 0
+
+
+def test_a_retrain_whose_postgres_lock_was_lost_publishes_nothing(ops, pg_cluster):
+    import psycopg
+
+    from guanxi.app.retrain_lock import RetrainLockLost
+    from guanxi.serving.event_stores import open_event_store
+
+    url = pg_cluster.new_database()
+    open_event_store(url).append(_future_events(ops["world"], 0.0, 0.5))
+
+    def drop_the_session(*_):                # the database restarted, or a reaper cut the idle session
+        with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = 'guanxi-retrain'")
+
+    before = _versions(ops["uri"])
+    lenient = RetrainConfig(margin=-1.0, max_group_drop=1.0, time_budget=60)
+    with pytest.raises(RetrainLockLost, match="nothing is registered"):
+        retrain(url, ops["uri"], config=lenient, overrides=["max_epochs=2"], progress=False,
+                on_judged=drop_the_session)
+    assert _versions(ops["uri"]) == before and alias_version("champion") == "1"

@@ -20,7 +20,8 @@ def test_train_register_promote_and_load_the_champion(tiny_world_dir, tmp_path, 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = tmp_path / "metrics.json"
     assert main(["train", "--data", str(tiny_world_dir), "--set", "max_epochs=2", "--no-progress",
-                 "--metrics-json", str(out), "--register", "--tracking-uri", uri]) == 0
+                 "--metrics-json", str(out), "--register", "--tracking-uri", uri,
+                 "--events-db", str(tmp_path / "events.db")]) == 0
     metrics = json.loads(out.read_text())
     assert CONTRACT_KEYS <= set(metrics)
     assert metrics["model"] == "guanxi" and metrics["epochs"] == 2

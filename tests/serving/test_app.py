@@ -148,12 +148,14 @@ def test_admin_reload_needs_the_token_and_moves_to_a_new_champion(client, regist
     auth = {"Authorization": "Bearer admin-secret"}
     assert client.post("/admin/reload", headers=auth).json() == {
         "model_version": "1", "changed": False, "error": None}
-    assert main(["promote", "2", "--tracking-uri", registry["tracking_uri"]]) == 0
+    assert main(["promote", "2", "--tracking-uri", registry["tracking_uri"],
+                     "--events-db", str(registry["dir"] / "events.db")]) == 0
     try:
         assert client.post("/admin/reload", headers=auth).json()["model_version"] == "2"
         assert client.post("/recommend", json={"user_id": "u1"}).json()["model_version"] == "2"
     finally:
-        assert main(["promote", "1", "--tracking-uri", registry["tracking_uri"]]) == 0
+        assert main(["promote", "1", "--tracking-uri", registry["tracking_uri"],
+                     "--events-db", str(registry["dir"] / "events.db")]) == 0
         assert client.post("/admin/reload", headers=auth).json()["model_version"] == "1"
 
 
@@ -181,7 +183,8 @@ def test_reload_refuses_a_corrupt_version_and_keeps_serving(client, registry, tm
         uri = log_bundle_model(bad)
     version = register_candidate(uri, run.info.run_id)
     auth = {"Authorization": "Bearer admin-secret"}
-    assert main(["promote", version, "--tracking-uri", registry["tracking_uri"]]) == 0
+    assert main(["promote", version, "--tracking-uri", registry["tracking_uri"],
+                     "--events-db", str(registry["dir"] / "events.db")]) == 0
     try:
         r = client.post("/admin/reload", headers=auth)
         assert r.status_code == 409
@@ -192,5 +195,6 @@ def test_reload_refuses_a_corrupt_version_and_keeps_serving(client, registry, tm
         assert after.status_code == 200 and after.json()["model_version"] == "1"
         assert client.get("/readyz").status_code == 200
     finally:
-        assert main(["promote", "1", "--tracking-uri", registry["tracking_uri"]]) == 0
+        assert main(["promote", "1", "--tracking-uri", registry["tracking_uri"],
+                     "--events-db", str(registry["dir"] / "events.db")]) == 0
         client.post("/admin/reload", headers=auth)

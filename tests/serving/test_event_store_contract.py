@@ -135,9 +135,9 @@ def test_impressions_logged_while_a_forget_ran_are_dropped(pair):
     a, b = pair
     a.log_impressions("u1", ["x"], 100, "1")
     b.forget("u1")
-    a.log_impressions("u1", ["y"], 200, "1")                # a replica that had not heard yet
-    a.log_impressions("u2", ["z"], 200, "1")
-    assert b.drop_forgotten_impressions(b.forget_list(), since_ts=150) == 1
+    a.log_impressions("u1", ["y"], 200, "1")                # a replica that had not heard yet:
+    a.log_impressions("u2", ["z"], 200, "1")                # its write checks the list itself
+    assert b.drop_forgotten_impressions(b.forget_list(), since_ts=150) == 0
     assert a.impressions_since(0)["user_id"].tolist() == ["u2"]
 
 
@@ -147,3 +147,48 @@ def test_opening_without_create_needs_an_existing_log(events_target):
     assert "no event log" in str(err.value)
     open_event_store(events_target).close()
     open_event_store(events_target, create=False).close()
+
+
+def test_forget_is_final_for_every_write_on_every_replica(pair):
+    a, b = pair
+    b.forget("u1")                                         # one replica forgets; the other keeps writing
+    done = a.append([_event("u1", "i1", "retry-1"), _event("u2", "i1", "e2")])
+    assert (done.accepted, done.duplicates) == (2, 0)      # acknowledged, so the client stops retrying ...
+    assert a.events_since(0)["user_id"].tolist() == ["u2"]  # ... and never stored
+    assert a.update_settings("u1", True, ["m1"], []).to_json() == {"user_id": "u1", "commercial_opt_out": False,
+                                                                   "mute": []}
+    assert b.settings("u1").to_json() == {"user_id": "u1", "commercial_opt_out": False, "mute": []}
+    a.log_impressions_many([("u1", ["x"], 100, "1"), ("u2", ["y"], 100, "1")])
+    assert a.impressions_since(0)["user_id"].tolist() == ["u2"]
+    assert b.forget("u1") == {"events": 0, "settings": 0, "mutes": 0, "impressions": 0}
+
+
+def test_writes_racing_a_forget_leave_nothing_of_the_user(pair):
+    a, b = pair
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def keep_writing() -> None:
+        n = 0
+        try:
+            while not stop.is_set():
+                a.append([_event("u1", "i1", f"race-{n}")])
+                a.update_settings("u1", None, [f"m{n % 5}"], [])
+                a.log_impressions("u1", ["x"], 100 + n, "1")
+                n += 1
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        import time
+        time.sleep(0.3)
+        b.forget("u1")
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        writer.join()
+    assert not errors
+    assert "u1" not in set(a.events_since(0)["user_id"]) and "u1" not in set(a.impressions_since(0)["user_id"])
+    assert a.settings("u1").mute == ()

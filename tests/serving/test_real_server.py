@@ -55,7 +55,8 @@ def test_bentoml_serve_answers_and_follows_the_champion(registry, tmp_path):
         for t in threads:
             t.start()
         time.sleep(1.0)
-        assert main(["promote", "2", "--tracking-uri", registry["tracking_uri"]]) == 0
+        assert main(["promote", "2", "--tracking-uri", registry["tracking_uri"],
+                     "--events-db", str(registry["dir"] / "events.db")]) == 0
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and "2" not in versions:
             time.sleep(0.2)
@@ -68,7 +69,8 @@ def test_bentoml_serve_answers_and_follows_the_champion(registry, tmp_path):
         assert not failures
         assert "2" in versions and set(versions[n:]) == {"2"} and len(versions) > n
     finally:
-        main(["promote", "1", "--tracking-uri", registry["tracking_uri"]])
+        main(["promote", "1", "--tracking-uri", registry["tracking_uri"],
+                     "--events-db", str(registry["dir"] / "events.db")])
         stop_server(proc)
     assert proc.returncode is not None
 

@@ -33,8 +33,8 @@ def tracking(tiny_world_dir, tmp_path_factory):
     server = TrackingServer(root / "server")
     try:
         assert main(["train", "--data", str(tiny_world_dir), "--set", "max_epochs=2", "--no-progress",
-                     "--register", "--tracking-uri", server.url]) == 0
-        assert main(["promote", "1", "--tracking-uri", server.url]) == 0
+                     "--register", "--tracking-uri", server.url, "--events-db", str(root / "events.db")]) == 0
+        assert main(["promote", "1", "--tracking-uri", server.url, "--events-db", str(root / "events.db")]) == 0
         use_tracking(server.url)
         mlflow.set_experiment("handmade")
         with mlflow.start_run() as run:
@@ -114,7 +114,7 @@ def test_two_replicas_one_truth(tracking, pg_cluster, tmp_path):
             t.start()
         time.sleep(1.0)
         promoted_at = time.monotonic()
-        assert main(["promote", "2", "--tracking-uri", tracking.url]) == 0
+        assert main(["promote", "2", "--tracking-uri", tracking.url, "--events-db", events_url]) == 0
         time.sleep(POLL_SECONDS + 6)
         stop.set()
         for t in threads:

@@ -22,7 +22,8 @@ def test_thirty_seconds_of_mixed_load_with_a_promotion(registry, bundle, tmp_pat
         result = run_soak(registry["tracking_uri"], registry["dir"], 30, 20, users, items, tmp_path / "events.db",
                           log=tmp_path / "server.log")
     finally:
-        main(["promote", "1", "--tracking-uri", registry["tracking_uri"]])
+        main(["promote", "1", "--tracking-uri", registry["tracking_uri"],
+                     "--events-db", str(registry["dir"] / "events.db")])
     print({k: result[k] for k in ("versions_served", "version_after_promotion", "promote_command_seconds",
                                   "failed", "rss_growth")})                # shown when a bar fails
     assert result["requests"] >= 500 and result["acknowledged_events"] > 0

@@ -56,3 +56,24 @@ def test_a_per_item_log_is_migrated_with_its_watermarks(tmp_path):
     store.log_impressions("u2", ["d"], 130, "2")
     assert store.impressions_since(2)["item_id"].tolist() == ["c", "d"]
     assert SQLiteEventStore(path).impression_counts("u2", 0) == {"c": 1, "d": 1}   # opened again: no-op
+
+
+def test_a_worker_opening_the_log_during_another_s_migration_waits_instead_of_failing(tmp_path):
+    import sqlite3
+    import threading
+    import time
+
+    from guanxi.serving.events import SQLiteEventStore
+
+    path = tmp_path / "events.db"
+    SQLiteEventStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")                  # another process, mid-migration
+    release = threading.Timer(1.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    start = time.monotonic()
+    store = SQLiteEventStore(path, busy_timeout_ms=200)   # its busy timeout passes long before
+    assert time.monotonic() - start >= 1.2
+    assert store.max_seq() == 0
+    release.join()
+    holder.close()

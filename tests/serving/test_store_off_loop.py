@@ -1,0 +1,103 @@
+"""A slow or failing event log never stalls a worker: ``/recommend`` reads the store off the event
+loop within a timeout (503 after it, every other coroutine answered meanwhile), a failed impression
+prune never turns a computed slate into an error, and PostgreSQL statements are bounded by a
+statement timeout on connections with TCP keepalives."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from guanxi.serving.api import RecommendationAPI
+from guanxi.serving.champion import ChampionHolder
+from guanxi.serving.event_stores import open_event_store
+from guanxi.serving.events import StoreUnavailable
+from guanxi.serving.policy import PolicyConfig
+
+
+class SlowStore:
+    """The real store, with ``user_state`` taking ``delay`` seconds and the prune failing."""
+
+    def __init__(self, store, delay: float) -> None:
+        self.store, self.delay = store, delay
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def user_state(self, user_id, since_ts):
+        time.sleep(self.delay)
+        return self.store.user_state(user_id, since_ts)
+
+    def settings(self, user_id):
+        time.sleep(self.delay)
+        return self.store.settings(user_id)
+
+    def prune_impressions(self, before_ts):
+        raise StoreUnavailable("disk I/O error")
+
+
+@pytest.fixture
+def api_for(registry, tmp_path):
+    def make(delay: float, timeout: float) -> RecommendationAPI:
+        holder = ChampionHolder(str(registry["dir"] / "bundle-16"), poll_seconds=0)
+        store = SlowStore(open_event_store(tmp_path / "events.db"), delay)
+        return RecommendationAPI(holder, store, PolicyConfig(), poll_seconds=0, store_timeout_s=timeout)
+    return make
+
+
+def test_a_slow_store_is_a_503_within_the_timeout_and_the_loop_keeps_answering(api_for):
+    api = api_for(delay=1.5, timeout=0.3)
+    lags: list[float] = []
+
+    async def liveness() -> None:           # what /livez needs: the loop turning
+        for _ in range(25):
+            start = time.perf_counter()
+            await asyncio.sleep(0.02)
+            lags.append(time.perf_counter() - start)
+
+    async def both():
+        start = time.perf_counter()
+        got = await asyncio.gather(api.recommend_async("u1", 5), liveness(), return_exceptions=True)
+        return got, time.perf_counter() - start
+
+    (outcome, _), seconds = asyncio.run(both())
+    assert isinstance(outcome, StoreUnavailable) and "did not answer within 0.3 s" in str(outcome)
+    assert max(lags) < 0.25, max(lags)              # never blocked for the store's 1.5 s
+    assert seconds < 1.2
+
+
+def test_a_store_in_time_answers_normally(api_for):
+    api = api_for(delay=0.05, timeout=2.0)
+    body = json.loads(asyncio.run(api.recommend_async("u1", 5)))
+    assert body["user_id"] == "u1" and len(body["items"]) == 5
+
+
+def test_a_failed_prune_never_fails_a_request(api_for):
+    api = api_for(delay=0.0, timeout=2.0)
+    api._last_prune = 0.0                           # a prune is due
+    body = json.loads(api.recommend("u1", 5))
+    assert len(body["items"]) == 5
+    with pytest.raises(StoreUnavailable):           # housekeeping runs it (and logs its failure)
+        api._maybe_prune()
+
+
+@pytest.mark.slow
+def test_postgres_statements_are_bounded_and_connections_keep_alive(pg_cluster):
+    url = pg_cluster.new_database()
+    store = open_event_store(url, busy_timeout_ms=1000, statement_timeout_ms=300)
+    try:
+        with store._pool.connection() as conn:
+            params = conn.info.get_parameters()
+            dsn = conn.info.dsn
+            assert "keepalives=1" in dsn and "tcp_user_timeout=10000" in dsn
+            assert conn.execute("SHOW statement_timeout").fetchone()[0] == "300ms"
+            assert params is not None
+        start = time.perf_counter()
+        with pytest.raises(StoreUnavailable), store._read() as conn:
+            conn.execute("SELECT pg_sleep(3)")
+        assert time.perf_counter() - start < 2.0
+        assert store.settings("u1").commercial_opt_out is False       # the pool still serves
+    finally:
+        store.close()
