@@ -196,8 +196,12 @@ def purge(forget: ForgetList, client: mlflow.MlflowClient | None = None,
         for alias in row["aliases"]:
             client.delete_registered_model_alias(MODEL_NAME, alias)
     cached = cached_bundles_holding(forget, roots)
-    for row in cached.rows:
-        shutil.rmtree(row["path"])
+    for row in list(cached.rows):
+        try:
+            shutil.rmtree(row["path"])
+        except OSError as exc:                  # another account's cache: reported, never skipped quietly
+            cached.rows.remove(row)
+            cached.unreadable.append(f"cached bundle {row['path']} (could not delete): {exc}")
     store = bento_store_holding(forget)
     for row in store.rows:                      # Bentos first: a Bento refers to its models
         if "bento" in row:

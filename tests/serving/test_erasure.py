@@ -48,6 +48,7 @@ def registry(tiny_world_dir, tmp_path, monkeypatch):
 def test_purge_finds_every_copy_by_what_it_holds(registry, tmp_path, monkeypatch, capsys):
     import bentoml
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))       # this test's own default root
     from guanxi.app.bento_build import import_model
     from guanxi.serving.champion import load_served
     from guanxi.serving.model_cache import default_root
@@ -75,10 +76,11 @@ def test_purge_finds_every_copy_by_what_it_holds(registry, tmp_path, monkeypatch
     assert all("purged" in client.get_model_version("guanxi", v).tags for v in ("1", "2"))
 
 
-def test_a_copy_that_cannot_be_read_fails_the_purge_loudly(registry, monkeypatch, capsys):
+def test_a_copy_that_cannot_be_read_fails_the_purge_loudly(registry, tmp_path, monkeypatch, capsys):
     from guanxi.serving.champion import load_served
     from guanxi.serving.model_cache import default_root
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     load_served("models:/guanxi/1", tracking_uri=registry["uri"])
     cached = next(default_root().glob("*/v1-*/bundle"))
     (cached / "idmap.json").write_text("{not json")                  # a damaged cache entry

@@ -169,7 +169,7 @@ def test_concurrency_limit_sheds_load_with_503(registry):
     sent: list[dict] = []
 
     async def call():
-        scope = {"type": "http", "path": "/recommend", "method": "POST",
+        scope = {"type": "http", "path": "/recommend", "method": "POST", "client": ("127.0.0.1", 5000),
                  "headers": [(b"content-type", b"application/json")]}
         messages = [{"type": "http.request", "body": b'{"user_id": "u1"}', "more_body": False}]
 
