@@ -261,8 +261,11 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
                     "forgotten_users_dropped": str(holds),
                     "replayed_policy": json.dumps(deployed.to_dict())}
         lock.check()                 # a lost lock (dropped session) must not publish beside another retrain
-        # The registered bundle counts the holdout as consumed: served, it never recommends it back.
-        info = log_training(result, train_config, "retrain", True, data_spec, run_tags, extra_events=holdout)
+        # The registered bundle counts the holdout (and "see fewer" feedback) as consumed: served, it
+        # never recommends them back; its events watermark tells serving's recent view what it holds.
+        known_extra = pd.concat([holdout, rd.known_only], ignore_index=True)
+        info = log_training(result, train_config, "retrain", True, data_spec, run_tags, extra_events=known_extra,
+                            meta={"events_watermark_seq": int(new_watermark)})
         version = info["version"]
         flat = {f"holdout_champion_{k}": v for k, v in (m_champ or {}).items() if isinstance(v, float) and np.isfinite(v)}
         flat.update({f"holdout_candidate_{k}": v for k, v in (m_cand or {}).items()

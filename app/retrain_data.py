@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from guanxi.features.datasets import without_users
-from guanxi.features.schema import Dataset, empty_events, make_events
+from guanxi.features.schema import NOT_INTERACTIONS, Dataset, empty_events, make_events
 from guanxi.serving.forget_list import ForgetList
 from guanxi.serving.policy import PolicyConfig, slate_violations
 from guanxi.serving.recommender import Recommender
@@ -26,6 +26,9 @@ class RetrainData:
             before the holdout; ``test`` = the holdout.
         holdout: the newest arrivals since the last retrain (minus pairs already known).
         known: every event before the holdout (what rankings leave out).
+        known_only: acknowledged events that are not interactions (``hide``): never trained on
+            nor judged, but joined to the registered bundle's history, so the version never
+            recommends them back.
         feedback_trained: acknowledged events in ``dataset.train``.
         held_back: events on items the catalogue has not classified (kept in the log, not used).
         unclassified: those items (sorted).
@@ -34,6 +37,7 @@ class RetrainData:
     dataset: Dataset
     holdout: pd.DataFrame
     known: pd.DataFrame
+    known_only: pd.DataFrame
     feedback_trained: int
     held_back: int
     unclassified: list[str]
@@ -63,6 +67,8 @@ def build_retrain_dataset(base: Dataset, events: pd.DataFrame, watermark: int, f
     """
     events = events[events["type"] != "impression"]
     events = events[~forget.mask(events["user_id"].astype(str))].sort_values("seq", kind="stable")
+    not_interaction = events["type"].isin(NOT_INTERACTIONS).to_numpy()
+    known_only, events = events[not_interaction], events[~not_interaction]
     items = base.items if catalogue is None else pd.concat([base.items, catalogue], ignore_index=True)
     items = items.drop_duplicates("item_id", keep="last").reset_index(drop=True)
     classified = events["item_id"].astype(str).isin(set(items["item_id"].astype(str))).to_numpy()
@@ -85,7 +91,9 @@ def build_retrain_dataset(base: Dataset, events: pd.DataFrame, watermark: int, f
     users = pd.DataFrame({"user_id": pd.unique(pd.concat([
         base.users["user_id"].astype(str), events["user_id"].astype(str)]))})
     ds = Dataset(f"{base.name}+retrain", users, items, base.ties, base.pair_events, train, empty_events(), holdout)
-    return RetrainData(ds, holdout, train, len(older), int((~classified).sum()), unclassified)
+    known_only = known_only[known_only["item_id"].astype(str).isin(set(items["item_id"].astype(str)))]
+    return RetrainData(ds, holdout, train, as_events(known_only), len(older), int((~classified).sum()),
+                       unclassified)
 
 
 def drift_report(champion: Recommender, prep, pending: pd.DataFrame,

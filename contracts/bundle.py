@@ -7,7 +7,9 @@ Files in a bundle directory:
     bundle.json      format version, model name, config, dims, fallback kind, test metrics, the
                      social-support weight and ``support_ties``: whose engagement the support term
                      counts, ``circles`` (each contact's circle weight x strength, the default) or
-                     ``listed`` (every listed contact weighs 1)
+                     ``listed`` (every listed contact weighs 1); ``events_watermark_seq``: the
+                     event-log ``seq`` up to which the bundle's history holds acknowledged
+                     feedback (0 or absent: none; serving's recent view keeps only later events)
     idmap.json       user and item ids in index order
     user_emb.npy     ``[U, d']`` and ``item_emb.npy`` ``[I, d']`` float32 whose dot product is the
                      model's score (see ``GraphRecommender.serving_vectors``); absent for
@@ -56,7 +58,8 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
                  vectors: tuple[np.ndarray, np.ndarray] | None, items: pd.DataFrame,
                  circles: pa.Table, history: sp.csr_matrix, popularity: np.ndarray,
                  metrics: dict, support_weight: float = 0.0, history_types: np.ndarray | None = None,
-                 servable: bool | None = None, support_ties: str = "circles") -> Path:
+                 servable: bool | None = None, support_ties: str = "circles",
+                 extra_meta: dict | None = None) -> Path:
     """Write a bundle directory (see module doc).
 
     Args:
@@ -71,6 +74,7 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
         support_weight, support_ties: the social-support term serving adds, ``support_weight x
             log1p(sum over contacts of w x engaged)`` with ``w`` the circle weight x strength
             (``"circles"``) or 1 (``"listed"``).
+        extra_meta: further ``bundle.json`` keys (``events_watermark_seq``).
     """
     if support_ties not in ("circles", "listed"):
         raise ValueError(f"support_ties must be circles or listed, got {support_ties!r}")
@@ -99,7 +103,7 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
             "servable": servable if servable is not None else vectors is not None or model_name == "popular",
             "num_users": idmap.num_users, "num_items": idmap.num_items, "dim": dim,
             "support_weight": float(support_weight), "support_ties": support_ties,
-            "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
+            "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}, **(extra_meta or {})}
     (out / "bundle.json").write_text(json.dumps(meta, indent=2))
     return out
 

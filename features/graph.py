@@ -3,7 +3,8 @@
 Node types: ``user`` and one per item kind present (``official_account``, ``merchant``,
 ``content``). Edge types:
 - ``(user, <event type>, <kind>)``: training interactions, ``edge_weight`` = log1p(number of such
-  events on the pair), ``ts`` = the latest time (-1 when untimed);
+  events on the pair), ``ts`` = the latest time (-1 when untimed); events that are not interactions
+  (``hide``: :data:`guanxi.features.schema.NOT_INTERACTIONS`) make no edge;
 - ``(user, inner, user)`` and ``(user, outer, user)``: contacts by circle, ``edge_weight`` = tie
   strength, directed from the user to the contact (both directions present: circles are per user);
 - ``(user, tie, user)``: the listed ties, both directions, ``edge_weight`` 1, when no circles were
@@ -21,7 +22,7 @@ from torch_geometric.data import HeteroData
 
 from guanxi.features.circles import CircleRows
 from guanxi.features.coded import CodedDataset, CodedEvents
-from guanxi.features.schema import ITEM_EVENT_TYPES, ITEM_KINDS
+from guanxi.features.schema import ITEM_EVENT_TYPES, ITEM_KINDS, NOT_INTERACTIONS
 from guanxi.features.ties import undirected_pair_codes
 
 SOCIAL_RELATIONS = ("inner", "outer", "tie")
@@ -86,8 +87,10 @@ def build_graph(data: CodedDataset, circles: CircleRows | None) -> HeteroData:
 
 def _add_interactions(graph: HeteroData, train: CodedEvents, item_kind: np.ndarray, local: np.ndarray,
                       num_users: int, num_items: int) -> None:
-    """One ``(user, <event type>, <kind>)`` store per relation seen in ``train``."""
+    """One ``(user, <event type>, <kind>)`` store per relation seen in ``train`` (interactions only)."""
     ok = (train.user >= 0) & (train.item >= 0)
+    for name in NOT_INTERACTIONS:
+        ok &= train.type != ITEM_EVENT_TYPES.index(name)
     ev_user, ev_item = train.user[ok].astype(np.int64), train.item[ok].astype(np.int64)
     rel_code = train.type[ok].astype(np.int64) * len(ITEM_KINDS) + item_kind[ev_item]
     key = (rel_code * num_users + ev_user) * num_items + ev_item

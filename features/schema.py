@@ -21,8 +21,11 @@ from guanxi.features.id_rules import first_bad_id
 
 ITEM_KINDS: tuple[str, ...] = ("official_account", "merchant", "content")
 ITEM_EVENT_TYPES: tuple[str, ...] = (
-    "view", "read", "like", "comment", "share", "follow", "click", "pay", "impression",
+    "view", "read", "like", "comment", "share", "follow", "click", "pay", "impression", "hide",
 )
+# Feedback that is not an interaction: "see fewer" (``hide``) says the opposite of interest. Such an
+# event is known (the item is never recommended back) but never a training edge or positive.
+NOT_INTERACTIONS: frozenset[str] = frozenset({"hide"})
 PAIR_EVENT_TYPES: tuple[str, ...] = ("message", "red_packet", "moment_like", "moment_comment")
 
 logger = logging.getLogger(__name__)

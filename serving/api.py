@@ -5,6 +5,10 @@ and follows the event log's forget list: within one poll interval of ``guanxi fo
 forgotten user is served as a stranger (no history, no contacts, no impressions logged) and
 disappears from every other user's reasons and counts.
 
+A recent view (:mod:`guanxi.serving.recent`) follows the event log on its own thread, so what any
+replica acknowledged a moment ago shapes the next slate; each served version reads it past its own
+training watermark (a swap moves the view's floor on that thread, within one refresh).
+
 The event loop never waits on the event log: ``/recommend`` reads the user's settings and
 impression counts in one store call on a small thread pool, bounded by ``store_timeout_s`` (a
 store that does not answer in time is a :class:`StoreUnavailable`, 503 with ``Retry-After``, while
@@ -25,6 +29,7 @@ from guanxi.serving.events import EventStore, StoreUnavailable, UserSettings
 from guanxi.serving.forget_list import ForgetList
 from guanxi.serving.impressions import ImpressionLog
 from guanxi.serving.policy import PolicyConfig
+from guanxi.serving.recent import RecentView
 from guanxi.serving.scores import Scored
 
 logger = logging.getLogger(__name__)
@@ -58,6 +63,14 @@ class RecommendationAPI:
         self._forget_every = poll_seconds if poll_seconds > 0 else 1.0
         self._forget_count = -1
         self.forget_list: ForgetList = store.forget_list()
+        self.recent: RecentView | None = None
+        if policy.recent_window_hours > 0:
+            self.recent = RecentView(store, policy, forgotten=lambda user: self.forget_list.contains(user))
+            try:
+                self.recent.load(self._watermark(holder.current))    # before the first request
+            except Exception:  # noqa: BLE001 - a store down at start: the view's thread catches up
+                logger.exception("recent view: first load failed; its thread retries")
+            self.recent.start()
         self._refresh_forgotten()
         self._stop = threading.Event()
         threading.Thread(target=self._housekeeping, daemon=True, name="guanxi-housekeeping").start()
@@ -85,13 +98,24 @@ class RecommendationAPI:
                 self.impressions.flush()
                 since = int(time.time() - 2 * self._forget_every - 60)
                 self.store.drop_forgotten_impressions(self.forget_list, since)
+            if self.recent is not None:
+                self.recent.forget(self.forget_list)
         self._apply_forgotten()
 
     def _apply_forgotten(self) -> None:
-        """The served model follows the forget list (after a model swap, too)."""
-        rec = self.holder.current.recommender
+        """The served model follows the forget list and reads the recent view (after a swap, too)."""
+        served = self.holder.current
+        rec = served.recommender
         if rec.forget_list is not self.forget_list:
             rec.forget(self.forget_list)
+        if self.recent is not None and (rec.recent is None or rec.recent.view is not self.recent):
+            rec.attach_recent(self.recent, self.policy)
+            self.recent.want_floor(self._watermark(served))
+
+    @staticmethod
+    def _watermark(served: Served) -> int:
+        """The event-log seq up to which ``served``'s history holds acknowledged feedback."""
+        return int(served.recommender.bundle.meta.get("events_watermark_seq", 0) or 0)
 
     def _score_batch(self, user_ids: list[str]) -> list[tuple[Served, Scored]]:
         served = self.holder.current          # one model for the whole batch, even mid-swap

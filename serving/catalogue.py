@@ -76,9 +76,10 @@ class Catalogue:
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
     def describe(self, scored: Scored, cand: np.ndarray, impressions: np.ndarray | None = None,
-                 sought_types: int = 0) -> Candidates:
+                 sought_types: int = 0, sought: np.ndarray | None = None) -> Candidates:
         """The policy's view of candidates ``cand [N]``: support, self-sought, impressions.
-        ``sought_types`` is the bit mask of event types that count as deliberate."""
+        ``sought_types`` is the bit mask of event types that count as deliberate; ``sought``
+        further items the user deliberately engaged with (since the version was trained)."""
         items, n = scored.c_items, len(cand)
         inner_support, outer_strength = np.zeros(n, np.float64), np.zeros(n, np.float64)
         engaged = np.zeros(n, np.int64)
@@ -93,14 +94,19 @@ class Catalogue:
         return Candidates(
             item_idx=cand, score=scored.scores[cand].astype(np.float64), commercial=self.commercial[cand],
             owner_idx=owner, inner_support=inner_support, outer_strength=outer_strength,
-            contacts_engaged=engaged, self_sought=self.self_sought(scored, cand, sought_types),
+            contacts_engaged=engaged, self_sought=self.self_sought(scored, cand, sought_types, sought),
             impressions=impressions if impressions is not None else np.zeros(n, np.int64))
 
-    def self_sought(self, scored: Scored, cand: np.ndarray, sought_types: int) -> np.ndarray:
-        """``[N]`` bool: the user deliberately engaged with the candidate, its owner or its category."""
-        if scored.consumed_types is None or not sought_types:
+    def self_sought(self, scored: Scored, cand: np.ndarray, sought_types: int,
+                    extra: np.ndarray | None = None) -> np.ndarray:
+        """``[N]`` bool: the user deliberately engaged with the candidate, its owner or its category
+        (in the version's history, or ``extra``: since it was trained)."""
+        if (scored.consumed_types is None or not sought_types) and (extra is None or not len(extra)):
             return np.zeros(len(cand), bool)
-        mine = scored.consumed[(scored.consumed_types & sought_types) != 0]
+        mine = scored.consumed[(scored.consumed_types & sought_types) != 0] if (
+            scored.consumed_types is not None and sought_types) else np.zeros(0, np.int64)
+        if extra is not None and len(extra):
+            mine = np.concatenate([mine, extra])
         if not len(mine):
             return np.zeros(len(cand), bool)
         # Marks over the (small) id spaces instead of set operations: cheaper per request.

@@ -62,19 +62,28 @@ class Contacts:
         lo, hi = self.indptr[u], self.indptr[u + 1]
         return self.user[lo:hi], self.weight[lo:hi], self.strength[lo:hi], self.inner[lo:hi]
 
-    def entries(self, contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def entries(self, contacts: np.ndarray, extra: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One pass over the contacts' histories: sorted distinct items ``[m]``, and per (contact,
-        item) entry its item position ``[e]`` and contact position ``[e]``. Never touches ``[I]``."""
+        item) entry its item position ``[e]`` and contact position ``[e]``. Never touches ``[I]``.
+
+        ``extra``: further ``(contact position [x], item_idx [x])`` engagements (the contacts'
+        recent ones), merged in; a (contact, item) pair counts once, however often it was seen."""
         h = self.history
         starts, ends = h.indptr[contacts], h.indptr[contacts + 1]
         lengths = ends - starts
-        if not len(contacts) or not lengths.sum():
+        has_extra = extra is not None and len(extra[0])
+        if not len(contacts) or (not lengths.sum() and not has_extra):
             empty = np.zeros(0, np.int64)
             return empty, empty, empty
         entry = np.repeat(np.arange(len(contacts)), lengths)
         # positions of every entry in ``h.indices``: each contact's start plus its offset in the run
         offsets = np.arange(len(entry)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        idx = h.indices[starts[entry] + offsets]
+        idx = h.indices[starts[entry] + offsets].astype(np.int64)
+        if has_extra:
+            key = np.unique(np.concatenate([entry.astype(np.int64) * h.shape[1] + idx,
+                                            extra[0].astype(np.int64) * h.shape[1] + extra[1]]))
+            entry, idx = key // h.shape[1], key % h.shape[1]
         order = np.argsort(idx, kind="stable")
         ranked = idx[order]
         first = np.concatenate([[True], ranked[1:] != ranked[:-1]])

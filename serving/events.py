@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, user_id TEXT NOT NULL,
     item_id TEXT NOT NULL, type TEXT NOT NULL, ts INTEGER NOT NULL, value REAL, received_ts INTEGER NOT NULL,
     UNIQUE (user_id, event_id));
+CREATE INDEX IF NOT EXISTS events_received_ts ON events (received_ts);
 CREATE TABLE IF NOT EXISTS impression_slates (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, ts INTEGER NOT NULL,
     model_version TEXT, items TEXT NOT NULL);
@@ -126,6 +127,8 @@ class EventStore(Protocol):
     def update_settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
                         unmute: list[str]) -> UserSettings: ...
     def events_since(self, seq: int, upto: int | None = None) -> pd.DataFrame: ...
+    def recent_events(self, after_seq: int, since_ts: int, limit: int,
+                      types: tuple[str, ...] | None = None) -> list[tuple]: ...
     def impressions_since(self, seq: int) -> pd.DataFrame: ...
     def prune_impressions(self, before_ts: int) -> int: ...
     def forget(self, user_id: str) -> dict[str, int]: ...
@@ -319,6 +322,19 @@ class SQLiteEventStore:
             "SELECT seq, user_id, item_id, type, ts, value, event_id, received_ts FROM events "
             "WHERE seq > ? AND seq <= ? ORDER BY seq",
             self._conn(), params=(seq, upto if upto is not None else 2**62))
+
+    def recent_events(self, after_seq: int, since_ts: int, limit: int,
+                      types: tuple[str, ...] | None = None) -> list[tuple]:
+        """At most ``limit`` feedback events with ``seq > after_seq`` received at or after
+        ``since_ts`` (server time), oldest first, as ``(seq, user_id, item_id, type, received_ts)``;
+        impressions never, and only ``types`` when given (serving's recent view reads these)."""
+        sql = ("SELECT seq, user_id, item_id, type, received_ts FROM events WHERE seq > ? AND received_ts >= ? "
+               "AND type != 'impression'")
+        params: list = [after_seq, since_ts]
+        if types is not None:
+            sql += f" AND type IN ({', '.join('?' * len(types))})"
+            params += list(types)
+        return self._conn().execute(sql + " ORDER BY seq LIMIT ?", (*params, limit)).fetchall()
 
     def impressions_since(self, seq: int = 0) -> pd.DataFrame:
         """Logged impressions with ``seq > seq``, oldest first."""

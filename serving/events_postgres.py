@@ -57,6 +57,8 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE forgotten (hash TEXT PRIMARY KEY, ts BIGINT NOT NULL);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # serving's recent view reads the last hours of events by arrival time
+    "CREATE INDEX events_received_ts ON events (received_ts);",
 )
 
 _EVENT_COLUMNS = ["seq", "user_id", "item_id", "type", "ts", "value", "event_id", "received_ts"]
@@ -255,6 +257,16 @@ class PostgresEventStore:
                                 "ORDER BY seq", (seq, upto if upto is not None else 2**62)).fetchall()
         frame = pd.DataFrame.from_records(rows, columns=_EVENT_COLUMNS)
         return frame.astype({"seq": "int64", "ts": "int64", "received_ts": "int64", "value": "float64"})
+
+    def recent_events(self, after_seq: int, since_ts: int, limit: int,
+                      types: tuple[str, ...] | None = None) -> list[tuple]:
+        """See ``SQLiteEventStore.recent_events``."""
+        with self._read() as conn:
+            return conn.execute(
+                "SELECT seq, user_id, item_id, type, received_ts FROM events WHERE seq > %s AND received_ts >= %s "
+                "AND type != 'impression' AND (%s::text[] IS NULL OR type = ANY(%s::text[])) ORDER BY seq LIMIT %s",
+                (after_seq, since_ts, list(types) if types else None, list(types) if types else None,
+                 limit)).fetchall()
 
     def impressions_since(self, seq: int = 0) -> pd.DataFrame:
         """Logged impressions with ``seq > seq``, oldest first, one row per item."""

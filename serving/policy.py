@@ -2,8 +2,11 @@
 candidates, the user's circles and history, the impression log and the user's settings to a slate.
 
 Rules, in the order they apply:
-1. consumed items, muted items (and items whose owner is muted), commercial items for a user who
-   opted out, and items at their frequency cap are dropped (settings apply even with the policy off);
+1. consumed items (the model's history and the user's own recent engagements), muted items (and
+   items whose owner is muted), hidden items ("see fewer"), commercial items for a user who opted
+   out, and items at their frequency cap are dropped (settings and hides apply even with the policy
+   off); the account of a hidden item, and its content, is demoted by ``hide_demotion`` or removed
+   (``hide_account``) for ``fatigue_days``;
 2. trust gating: a commercial item needs inner-circle support >= threshold or to be self-sought;
 3. outward decay: an item with neither inner support nor self-sought loses
    ``outward_decay * (1 - s)`` from its score, ``s`` the strongest supporting outer tie;
@@ -17,7 +20,7 @@ Every knob lives in ``serving/policy.yaml``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
@@ -25,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 from pydantic import model_validator
 
-from guanxi.features.schema import ITEM_EVENT_TYPES
+from guanxi.features.schema import ITEM_EVENT_TYPES, ITEM_KINDS
 from guanxi.yaml_config import FrozenConfig, load_yaml_config
 
 REASONS = ("inner_circle", "self_sought", "similar_taste", "popular")
@@ -45,6 +48,14 @@ class PolicyConfig(FrozenConfig):
     frequency_cap: int = 3
     frequency_window_hours: float = 24.0
     impression_retention_days: float = 7.0
+    recent_window_hours: float = 48.0
+    recent_refresh_seconds: float = 2.0
+    recent_max_per_user: int = 10_000
+    recent_max_events: int = 1_000_000
+    reconsumable_kinds: str = ""
+    hide_account: str = "demote"
+    hide_demotion: float = 1.0
+    fatigue_days: float = 14.0
 
     @model_validator(mode="after")
     def _check(self) -> "PolicyConfig":
@@ -54,15 +65,27 @@ class PolicyConfig(FrozenConfig):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("frequency_cap", "frequency_window_hours", "impression_retention_days",
-                     "outward_decay", "commercial_min_inner_support"):
+                     "outward_decay", "commercial_min_inner_support", "recent_window_hours", "hide_demotion",
+                     "fatigue_days", "recent_max_per_user", "recent_max_events"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.recent_refresh_seconds <= 0:
+            raise ValueError(f"recent_refresh_seconds must be > 0, got {self.recent_refresh_seconds}")
+        if self.hide_account not in ("demote", "remove", "off"):
+            raise ValueError(f"hide_account must be demote, remove or off, got {self.hide_account!r}")
+        bad = [k for k in self.reconsumable_kind_names if k not in ITEM_KINDS]
+        if bad:
+            raise ValueError(f"reconsumable_kinds: unknown kind {bad[0]!r}; valid kinds: {list(ITEM_KINDS)}")
 
         unknown = [t for t in self.sought_type_names if t not in ITEM_EVENT_TYPES]
         if unknown:
             raise ValueError(f"self_sought_types: unknown event type {unknown[0]!r}; "
                              f"valid types: {list(ITEM_EVENT_TYPES)}")
         return self
+
+    @property
+    def reconsumable_kind_names(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.reconsumable_kinds.split(",") if k.strip())
 
     @property
     def sought_type_names(self) -> tuple[str, ...]:
@@ -119,14 +142,20 @@ class UserState:
     """What the policy needs to know about the user beyond the candidates.
 
     Args:
-        consumed: item indices the user already consumed.
+        consumed: item indices the user already consumed (the model's history, and recent
+            engagements with items of kinds that are not re-consumable).
         muted: item indices the user muted (an account's content is muted with it).
         commercial_opt_out: no commercial item at all.
+        hidden: item indices the user hid ("see fewer") within ``fatigue_days``.
+        fatigued: accounts (item indices) whose items the user hid within ``fatigue_days``: they
+            and their content are demoted or removed (``hide_account``).
     """
 
     consumed: np.ndarray
     muted: np.ndarray
     commercial_opt_out: bool = False
+    hidden: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    fatigued: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 class SlateItem(NamedTuple):
@@ -159,6 +188,14 @@ def apply_policy(cands: Candidates, user: UserState, config: PolicyConfig, k: in
     if user.commercial_opt_out:
         keep &= ~cands.commercial
     score = cands.score.astype(np.float64, copy=True)
+    if len(user.hidden):
+        keep &= ~_member(cands.item_idx, user.hidden)
+    if len(user.fatigued) and config.hide_account != "off":
+        tired = _member(cands.item_idx, user.fatigued) | _member(cands.owner_idx, user.fatigued)
+        if config.hide_account == "remove":
+            keep &= ~tired
+        else:
+            score -= config.hide_demotion * tired
     trusted = cands.inner_support > 0
     if config.allow_self_sought:
         trusted = trusted | cands.self_sought
@@ -228,7 +265,8 @@ def slate_violations(cands: Candidates, user: UserState, config: PolicyConfig, k
     bad: list[str] = []
     if len(slate) > k or len({s.item_idx for s in slate}) != len(slate):
         bad.append("slate longer than k or with repeats")
-    consumed, muted = set(user.consumed.tolist()), set(user.muted.tolist())
+    consumed, muted, hidden = set(user.consumed.tolist()), set(user.muted.tolist()), set(user.hidden.tolist())
+    removed = set(user.fatigued.tolist()) if config.hide_account == "remove" else set()
     for s in slate:
         j = pos.get(s.item_idx)
         if j is None:
@@ -238,6 +276,10 @@ def slate_violations(cands: Candidates, user: UserState, config: PolicyConfig, k
             bad.append(f"item {s.item_idx} was consumed")
         if s.item_idx in muted or int(cands.owner_idx[j]) in muted:
             bad.append(f"item {s.item_idx} is muted")
+        if s.item_idx in hidden:
+            bad.append(f"item {s.item_idx} was hidden")
+        if s.item_idx in removed or int(cands.owner_idx[j]) in removed:
+            bad.append(f"item {s.item_idx} belongs to an account the user hid an item of")
         if s.commercial and user.commercial_opt_out:
             bad.append(f"commercial item {s.item_idx} for an opted-out user")
         if s.contacts_engaged != int(cands.contacts_engaged[j]):

@@ -11,6 +11,12 @@ instead of getting an empty feed.
 
 A forgotten user (:meth:`Recommender.forget`) is scored as a stranger, and drops out of every other
 user's contacts: their support, counts and reasons.
+
+With a recent view attached (:meth:`Recommender.attach_recent`, :mod:`guanxi.serving.recent`), what
+happened since the version was trained counts too: the contacts' recent engagements join their
+histories for the support term, the trust gate, the counts and the candidates; the user's own leave
+their items out (kinds not re-consumable) and make items self-sought; hidden items go, and their
+accounts are demoted or removed for the fatigue period.
 """
 from __future__ import annotations
 
@@ -22,21 +28,24 @@ from pathlib import Path
 import numpy as np
 
 from guanxi.features.circles import circle_share
-from guanxi.serving.candidate_table import load_or_build, row_suffices
+from guanxi.serving.candidate_table import load_or_build
 from guanxi.serving.contact_facts import ContactFacts
 from guanxi.serving.contact_facts import load_or_build as load_facts
 from guanxi.serving.catalogue import Catalogue
 from guanxi.serving.contacts import Contacts, aggregates, support_sum
 from guanxi.serving.forget_list import ForgetList
-from guanxi.serving.policy import Candidates, PolicyConfig, SlateItem, UserState, apply_policy
+from guanxi.serving.policy import PolicyConfig
+from guanxi.serving.recent import RecentView
+from guanxi.serving.recent_facts import RecentLookup
 from guanxi.serving.retrieval import KindIndex, RetrievalConfig
 from guanxi.serving.scores import Scored, distinct
+from guanxi.serving.slate import SlateMaker
 from guanxi.bundle import Bundle
 
 logger = logging.getLogger(__name__)
 
 
-class Recommender:
+class Recommender(SlateMaker):
     """Holds a bundle's arrays in memory and answers recommendation requests.
 
     Args:
@@ -89,8 +98,24 @@ class Recommender:
         self._blocked: np.ndarray | None = None        # [U] bool: forgotten users
         self._near_blocked: np.ndarray | None = None   # [U] bool: users with a forgotten contact
         self.facts: ContactFacts | None = None
+        self.recent: RecentLookup | None = None
         if self.tables:
             self._build_facts(index_dir)
+
+    def attach_recent(self, view: RecentView | None, policy: PolicyConfig) -> None:
+        """Read ``view`` from now on (None: stop), with the policy's re-consumable kinds."""
+        if view is None:
+            self.recent = None
+            return
+        reconsumable = tuple(self.catalogue.kind_id[k] for k in policy.reconsumable_kind_names)
+        self.recent = RecentLookup(view, self._item_pos, np.asarray(self.idmap.user_ids.astype(str), dtype=object),
+                                   self.owner_idx, self.kind_code, reconsumable)
+
+    def _recent_pairs(self, u: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The recent engagements of user ``u``'s contacts with known items, or None."""
+        if self.recent is None or u < 0:
+            return None
+        return self.recent.contact_pairs(self.contacts.of(u)[0])
 
     def _build_tables(self, config: RetrievalConfig, index_dir: Path | None) -> None:
         """The candidate table (:mod:`guanxi.serving.candidate_table`) of each large kind without an index."""
@@ -117,7 +142,7 @@ class Recommender:
         scratch = np.empty(self.idmap.num_items, np.float32)
 
         def per_user(u: int) -> tuple[np.ndarray, ...] | None:
-            scored = self._finish(u, scratch, True, self._user_emb[u])
+            scored = self._finish(u, scratch, True, self._user_emb[u], extra=None)   # the version's own facts
             return (scored.c_items, scratch[scored.c_items], *aggregates(scored)) if len(scored.c_items) else None
 
         cache = index_dir / "contact-facts.npy" if index_dir is not None else None
@@ -150,17 +175,6 @@ class Recommender:
     def item_index(self, item_ids: list[str]) -> np.ndarray:
         """``[n]`` item_idx per id, -1 for ids the model does not know."""
         return np.fromiter(map(self._item_pos.get, map(str, item_ids), repeat(-1)), np.int64, len(item_ids))
-
-    @staticmethod
-    def _lookup(items: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
-        """``values`` at ``query`` item indices (0 where an item is absent from sorted ``items``)."""
-        out = np.zeros(len(query), np.float64)
-        if not len(items):
-            return out
-        pos = np.minimum(np.searchsorted(items, query), len(items) - 1)
-        hit = items[pos] == query
-        out[hit] = values[pos[hit]]
-        return out
 
     def score(self, user_id: str) -> Scored:
         """Score every item for ``user_id`` (see module doc; the candidate table is not used)."""
@@ -227,11 +241,12 @@ class Recommender:
             parts = [found[kind][j] for kind in self.ann] + list(table.values())
             j += 1
             near = self._near_blocked
-            if use_table and self.facts is not None and (near is None or not near[u]):
+            extra = self._recent_pairs(u)           # contacts active since training: facts are stale
+            if use_table and self.facts is not None and (near is None or not near[u]) and extra is None:
                 out.append(self._with_facts(u, scores, parts, table or None))
                 continue
             retrieved = np.concatenate(parts) if parts else None      # None: all exact; made distinct in _finish
-            out.append(self._finish(u, scores, True, uvec, retrieved, table or None))
+            out.append(self._finish(u, scores, True, uvec, retrieved, table or None, extra))
         return out
 
     def _with_facts(self, u: int, scores: np.ndarray, parts: list[np.ndarray],
@@ -259,10 +274,12 @@ class Recommender:
         return h.indices[lo:hi], None if self._types is None else self._types[lo:hi]
 
     def _finish(self, u: int, scores: np.ndarray, known: bool, uvec: np.ndarray | None = None,
-                retrieved: np.ndarray | None = None, table: dict[str, np.ndarray] | None = None) -> Scored:
+                retrieved: np.ndarray | None = None, table: dict[str, np.ndarray] | None = None,
+                extra: tuple[np.ndarray, np.ndarray] | None | bool = False) -> Scored:
         """Add the social side to a user's raw scores (support term, or the circle fallback).
         ``uvec``/``retrieved`` (ANN retrieval): score the contacts' items exactly too, retrieved or
-        not; the items of ANN kinds with a score are ``retrieved`` plus those."""
+        not; the items of ANN kinds with a score are ``retrieved`` plus those. ``extra``: the
+        contacts' recent engagements (:meth:`_recent_pairs`; False: read them here)."""
         if u >= 0:
             contacts, weight, strength, inner = self.contacts.of(u)
             consumed, types = self._consumed(u)
@@ -271,11 +288,14 @@ class Recommender:
             weight = strength = np.zeros(0, np.float32)
             inner = np.zeros(0, bool)
             consumed, types = np.zeros(0, np.int64), None
-        entries = self.contacts.entries(contacts)
+        if extra is False:
+            extra = self._recent_pairs(u)
+        entries = self.contacts.entries(contacts, extra)
+        recent = distinct(extra[1]) if extra is not None else None
         if retrieved is not None:
             retrieved = distinct(np.concatenate([retrieved, entries[0]]))
         scored = Scored(scores, None if known else "popular", consumed, contacts, weight, strength, inner,
-                        *entries, scored_items=retrieved, table=table, consumed_types=types)
+                        *entries, scored_items=retrieved, table=table, consumed_types=types, recent_items=recent)
         if not len(entries[0]):
             return scored
         if uvec is not None:
@@ -290,7 +310,7 @@ class Recommender:
         if support.max() > 0:        # the cold-start blend: popularity + circle_share
             scores[entries[0]] += circle_share(support).astype(np.float32)
             return Scored(scores, "circle", consumed, contacts, weight, strength, inner, *entries,
-                          consumed_types=types)
+                          consumed_types=types, recent_items=recent)
         return scored
 
     def social_support(self, user_id: str) -> np.ndarray:
@@ -301,94 +321,3 @@ class Recommender:
         if len(scored.c_items):
             out[scored.c_items] = support_sum(scored, scored.weight.astype(np.float64))
         return out
-
-    def candidates(self, scored: Scored, n_per_kind: int, kinds: list[str] | None = None,
-                   exclude: np.ndarray | None = None) -> np.ndarray:
-        """Item indices: the top ``n_per_kind`` of each requested kind by score, consumed (and
-        ``exclude``) items left out, without a full sort (:meth:`Catalogue.candidates`)."""
-        return self.catalogue.candidates(scored, n_per_kind, kinds, exclude, frozenset(self.ann))
-
-    def describe(self, scored: Scored, cand: np.ndarray, impressions: np.ndarray | None = None,
-                 policy: PolicyConfig | None = None) -> Candidates:
-        """The policy's view of candidates ``cand [N]``: support, self-sought, impressions."""
-        return self.catalogue.describe(scored, cand, impressions, (policy or PolicyConfig()).sought_mask)
-
-    def recommend(self, user_id: str, k: int, policy: PolicyConfig, kinds: list[str] | None = None,
-                  muted_ids: list[str] = (), commercial_opt_out: bool = False,
-                  impressions: dict[str, int] | None = None, scored: Scored | None = None
-                  ) -> tuple[str | None, list[SlateItem]]:
-        """The slate for one request: fallback used and at most ``k`` items, best first.
-
-        Args:
-            user_id: external user id (unknown ids are served by the fallback, never an error).
-            k: slate size, >= 1.
-            policy: the exposure policy.
-            kinds: item kinds to draw from (default all; each kind counts once).
-            muted_ids: ids the user muted (items or owners).
-            commercial_opt_out: leave out every commercial item.
-            impressions: item_id -> times shown to the user inside the frequency window.
-            scored: the user's scores when already computed (:meth:`score_many`).
-        """
-        fallback, slate, _, _ = self.explain(user_id, k, policy, kinds, muted_ids, commercial_opt_out,
-                                             impressions, scored)
-        return fallback, slate
-
-    def explain(self, user_id: str, k: int, policy: PolicyConfig, kinds: list[str] | None = None,
-                muted_ids: list[str] = (), commercial_opt_out: bool = False,
-                impressions: dict[str, int] | None = None, scored: Scored | None = None
-                ) -> tuple[str | None, list[SlateItem], Candidates, UserState]:
-        """:meth:`recommend`, with the candidates and user state the policy chose from (what
-        :func:`guanxi.serving.policy.slate_violations` checks a slate against)."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        kinds = list(dict.fromkeys(kinds)) if kinds else None
-        scored = scored if scored is not None else self.score(user_id)
-        muted = self.item_index(list(muted_ids))
-        muted = muted[muted >= 0]
-        muted_owned = np.flatnonzero(np.isin(self.owner_idx, muted)) if len(muted) else muted
-        # The user's impressions as sorted item indices with their counts, looked up once.
-        shown_idx, shown_n = np.zeros(0, np.int64), np.zeros(0, np.float64)
-        if impressions:
-            idx = self.item_index(list(impressions))
-            counts = np.fromiter(impressions.values(), np.float64, len(impressions))
-            order = np.argsort(idx)
-            shown_idx, shown_n = idx[order], counts[order]
-        capped = np.zeros(0, np.int64)
-        if policy.enabled and policy.frequency_cap > 0:
-            capped = shown_idx[(shown_n >= policy.frequency_cap) & (shown_idx >= 0)]
-        exclude = np.concatenate([muted, muted_owned, capped])
-        state = UserState(consumed=scored.consumed, muted=muted, commercial_opt_out=commercial_opt_out)
-        n, size = policy.candidates_per_kind(k), -1
-        while True:
-            if scored.table and not all(row_suffices(row, exclude, scored.c_items, n)
-                                        for kind, row in scored.table.items() if kinds is None or kind in kinds):
-                scored = self.score_many([user_id], table=False)[0]  # the table row is too short
-            cand = self.candidates(scored, n, kinds, exclude=exclude)
-            shown = self._lookup(shown_idx, shown_n, cand).astype(np.int64)
-            cands = self.describe(scored, cand, shown, policy)
-            slate = apply_policy(cands, state, policy, k, scored.fallback)
-            if len(slate) >= k or len(cand) <= size:     # full, or nothing further down the catalogue
-                return scored.fallback, slate, cands, state
-            n, size = n * 4, len(cand)
-
-    def top_items(self, user_id: str, k: int = 20) -> list[tuple[str, float]]:
-        """The ``k`` best (item_id, score) pairs by the model alone (no policy), consumed items
-        left out."""
-        ranked, _ = self.rank(user_id, k)
-        return [(str(self.item_ids[i]), float(s)) for i, s in ranked]
-
-    def rank(self, user_id: str, k: int, allowed: np.ndarray | None = None
-             ) -> tuple[list[tuple[int, float]], str | None]:
-        """Top ``k`` (item_idx, score) for ``user_id`` among ``allowed`` items (bool ``[I]``)."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        scored = self.score(str(user_id))
-        scores = scored.scores
-        scores[scored.consumed] = -np.inf
-        if allowed is not None:
-            scores[~allowed] = -np.inf
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])], scored.fallback
-

@@ -29,6 +29,9 @@ class Scored:
     facts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     # [len(consumed)] event-type bit masks of the consumed items (None: the bundle has none)
     consumed_types: np.ndarray | None = None
+    # items only the contacts' recent engagements (since the version was trained) brought in:
+    # candidates whatever their rank (guanxi.serving.recent)
+    recent_items: np.ndarray | None = None
 
 
 def top_n(s: np.ndarray, n: int) -> np.ndarray:

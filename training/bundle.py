@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
                 model: torch.nn.Module | None, items: pd.DataFrame, circles: pa.Table,
                 history: sp.csr_matrix, popularity: np.ndarray, metrics: dict,
-                history_types: np.ndarray | None = None) -> Path:
+                history_types: np.ndarray | None = None, meta: dict | None = None) -> Path:
     """Write ``model``'s serving vectors (``GraphRecommender.serving_vectors``), its weights
     (``state_dict.pt``, for warm starts) and the rest of the bundle; ``history_types`` ``[nnz]``
-    aligns with ``history.indices``."""
+    aligns with ``history.indices``; ``meta`` joins ``bundle.json``."""
     vectors = None
     support_weight, support_ties = 0.0, "circles"
     if model is not None:
@@ -39,7 +39,8 @@ def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
             support_ties = getattr(model, "support_ties", "circles")
     out = write_bundle(out, model_name=model_name, config=config, idmap=idmap, vectors=vectors, items=items,
                        circles=circles, history=history, popularity=popularity, metrics=metrics,
-                       support_weight=support_weight, history_types=history_types, support_ties=support_ties)
+                       support_weight=support_weight, history_types=history_types, support_ties=support_ties,
+                       extra_meta=meta)
     if model is not None:
         torch.save(model.state_dict(), out / "state_dict.pt")
     return out

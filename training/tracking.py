@@ -87,7 +87,7 @@ def plot_breakdowns(metrics: dict, path: Path) -> None:
 
 
 def write_bundle(out: Path, result: TrainResult, config: TrainConfig,
-                 extra_events: pd.DataFrame | None = None) -> Path:
+                 extra_events: pd.DataFrame | None = None, meta: dict | None = None) -> Path:
     """The recommendation bundle of ``result``: its history is every interaction known before the
     test split (train + valid, plus ``extra_events``, e.g. a retrain's holdout, which serving must
     not recommend back), with the event types seen on each pair."""
@@ -96,14 +96,15 @@ def write_bundle(out: Path, result: TrainResult, config: TrainConfig,
     return save_bundle(out, model_name=config.model, config=config.to_dict(), idmap=prep.idmap,
                        model=result.model, items=prep.data.items_frame(),
                        circles=circles_table(prep.data.user_ids, prep.circles), history=history,
-                       popularity=prep.popularity.numpy(), metrics=result.metrics, history_types=bits)
+                       popularity=prep.popularity.numpy(), metrics=result.metrics, history_types=bits,
+                       meta=meta)
 
 
 def log_training(result: TrainResult, config: TrainConfig, experiment: str,
                  register: bool, data_spec: str, tags: dict[str, str] | None = None,
-                 extra_events: pd.DataFrame | None = None) -> dict:
+                 extra_events: pd.DataFrame | None = None, meta: dict | None = None) -> dict:
     """Log ``result`` as one MLflow run in ``experiment``; optionally register the model.
-    ``extra_events`` join the bundle's history (:func:`write_bundle`).
+    ``extra_events`` join the bundle's history and ``meta`` its ``bundle.json`` (:func:`write_bundle`).
 
     Returns:
         ``{"run_id", "model_uri", "version"}`` (version None without ``register``).
@@ -134,7 +135,7 @@ def log_training(result: TrainResult, config: TrainConfig, experiment: str,
             for name in ("metrics.json", "config.json", "learning_curves.png", "breakdowns.png"):
                 if (t / name).is_file():
                     mlflow.log_artifact(str(t / name))
-            bundle = write_bundle(t / "bundle", result, config, extra_events)
+            bundle = write_bundle(t / "bundle", result, config, extra_events, meta)
             model_uri = log_bundle_model(bundle)
         version = register_candidate(model_uri, run.info.run_id) if register else None
     return {"run_id": run.info.run_id, "model_uri": model_uri, "version": version}

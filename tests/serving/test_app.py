@@ -198,3 +198,18 @@ def test_reload_refuses_a_corrupt_version_and_keeps_serving(client, registry, tm
         assert main(["promote", "1", "--tracking-uri", registry["tracking_uri"],
                      "--events-db", str(registry["dir"] / "events.db")]) == 0
         client.post("/admin/reload", headers=auth)
+
+
+def test_feedback_shapes_the_next_slate_within_a_refresh(client):
+    """A hide sent through /feedback takes the item out of the user's next slate once the worker's
+    recent view has read it (2 s); one look before and one after, so the frequency cap (3) cannot be
+    what hid it."""
+    import time
+
+    user = "u21"
+    target = client.post("/recommend", json={"user_id": user, "k": 10}).json()["items"][0]["item_id"]
+    assert client.post("/feedback", json={"events": [{"user_id": user, "item_id": target, "type": "hide",
+                                                       "event_id": "app-hide-1"}]}).status_code == 200
+    time.sleep(2.6)
+    after = [i["item_id"] for i in client.post("/recommend", json={"user_id": user, "k": 10}).json()["items"]]
+    assert target not in after

@@ -58,16 +58,22 @@ def _truth(rec: Recommender, user: str) -> tuple[dict[int, tuple[float, bool]], 
     return contacts, sought
 
 
-def _engaged(rec: Recommender, v: int, item: int) -> bool:
+def _engaged(rec: Recommender, v: int, item: int, recent: dict | None = None) -> bool:
     h = rec.bundle.history
-    return item in set(h.indices[h.indptr[v]:h.indptr[v + 1]].tolist())
+    return item in set(h.indices[h.indptr[v]:h.indptr[v + 1]].tolist()) or (
+        recent is not None and item in recent["contact_items"].get(v, set()))
 
 
-def _check(rec, user, k, kinds, muted, opt_out, shown, policy, fallback, slate) -> None:
+def _check(rec, user, k, kinds, muted, opt_out, shown, policy, fallback, slate, recent: dict | None = None) -> None:
+    """Every invariant of ``slate``, from the bundle's own tables (and, with ``recent``, from the
+    recent events drawn: ``contact_items``, ``own``, ``sought``, ``hidden``, ``removed``)."""
     contacts, sought = _truth(rec, user)
     u = rec.idmap.user_index([user])[0]
     h = rec.bundle.history
     consumed = set(h.indices[h.indptr[u]:h.indptr[u + 1]].tolist()) if u >= 0 else set()
+    if recent is not None:
+        consumed |= recent["own"]
+        sought |= recent["sought"]
     muted_idx = set(rec.item_index(muted).tolist())
     ids = [s.item_idx for s in slate]
     assert len(slate) <= k and len(set(ids)) == len(ids)
@@ -75,9 +81,11 @@ def _check(rec, user, k, kinds, muted, opt_out, shown, policy, fallback, slate) 
         i = s.item_idx
         assert kinds is None or rec.kinds[i] in kinds
         assert i not in consumed and i not in muted_idx and rec.owner_idx[i] not in muted_idx
+        if recent is not None:
+            assert i not in recent["hidden"] and i not in recent["removed"] and rec.owner_idx[i] not in recent["removed"]
         assert s.commercial == rec.commercial[i]
         assert not (opt_out and s.commercial)
-        engaged = [v for v in contacts if _engaged(rec, v, i)]
+        engaged = [v for v in contacts if _engaged(rec, v, i, recent)]
         assert s.contacts_engaged == len(engaged)               # the user's own contacts, nobody else
         inner_support = sum(contacts[v][0] for v in engaged if contacts[v][1])
         if s.reason == "inner_circle":
@@ -141,6 +149,68 @@ def test_the_frequency_cap_never_empties_a_feed(paths, users, path, kinds, k, re
                 shown[item] = shown.get(item, 0) + 1
     if kinds == ["official_account"]:      # a small kind runs dry: then, and only then, the feed empties
         assert len(slate) == len(eligible) < k
+
+
+class ListLog:
+    """An event log of rows ``(seq, user_id, item_id, type, received_ts)`` for a recent view."""
+
+    def __init__(self, rows: list[tuple]) -> None:
+        self.rows = rows
+
+    def recent_events(self, after_seq, since_ts, limit, types=None):
+        return [r for r in self.rows if r[0] > after_seq and r[4] >= since_ts and r[3] != "impression"
+                and (types is None or r[3] in types)][:limit]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_invariants_hold_with_a_random_recent_view(paths, users, bundle, data):
+    from guanxi.serving.recent import RecentView
+
+    now = 1_800_000_000
+    rec = paths[data.draw(st.sampled_from(sorted(paths)))]
+    user = data.draw(st.sampled_from(users[data.draw(st.sampled_from(["known", "known", "cold", "unknown"]))]))
+    contacts, _ = _truth(rec, user)
+    ids = rec.idmap.user_ids.astype(str)
+    actors = [user] + [ids[v] for v in sorted(contacts)][:8] + data.draw(st.lists(st.sampled_from(list(ids[:50])),
+                                                                                    max_size=3))
+    merchants = [str(rec.item_ids[i]) for i in rec.kind_items["merchant"]]
+    items = st.sampled_from(merchants) | st.sampled_from(list(rec.item_ids.astype(str)))
+    kinds_of_event = st.sampled_from([t for t in ITEM_EVENT_TYPES if t != "impression"])
+    drawn = data.draw(st.lists(st.tuples(st.sampled_from(actors), items, kinds_of_event,
+                                         st.integers(0, 47 * 3600)), max_size=40))
+    rows = [(n + 1, a, i, t, now - age) for n, (a, i, t, age) in enumerate(drawn)]
+    policy = PolicyConfig(enabled=data.draw(st.booleans()), max_commercial_share=data.draw(st.sampled_from([0.3, 1.0])),
+                          frequency_cap=data.draw(st.integers(0, 3)),
+                          hide_account=data.draw(st.sampled_from(["remove", "demote", "off"])),
+                          reconsumable_kinds=data.draw(st.sampled_from(["", "merchant", "content,official_account"])))
+    view = RecentView(ListLog(rows), policy, clock=lambda: now)
+    view.load()
+    rec.attach_recent(view, policy)
+    try:
+        k = data.draw(st.integers(1, 60))
+        kinds = data.draw(st.none() | st.lists(st.sampled_from(ITEM_KINDS), min_size=1, max_size=3, unique=True))
+        fallback, slate = rec.recommend(user, k, policy, kinds=kinds)
+        # what the drawn events say, recomputed here from the rows
+        at = {str(i): j for j, i in enumerate(rec.item_ids)}
+        own = [(at[i], t) for _, a, i, t, _ in rows if a == user and t != "hide" and i in at]
+        again = set(policy.reconsumable_kind_names)
+        hidden = {at[i] for _, a, i, t, _ in rows if a == user and t == "hide" and i in at}
+        accounts = {int(rec.owner_idx[i]) if rec.owner_idx[i] >= 0 else i for i in hidden}
+        contact_items: dict[int, set[int]] = {}
+        for _, a, i, t, _ in rows:
+            v = rec.idmap.user_index([a])[0]
+            if v in contacts and t != "hide" and i in at:
+                contact_items.setdefault(int(v), set()).add(at[i])
+        recent = {"own": {i for i, _ in own if rec.kinds[i] not in again},
+                  "sought": {i for i, t in own if t in policy.sought_type_names},
+                  "hidden": hidden, "removed": accounts if policy.hide_account == "remove" else set(),
+                  "contact_items": contact_items}
+        _check(rec, user, k, kinds, [], False, {}, policy, fallback, slate, recent)
+        whole = policy.replace(candidate_min=rec.idmap.num_items)
+        assert len(slate) == len(rec.recommend(user, k, whole, kinds=kinds)[1])
+    finally:
+        rec.attach_recent(None, policy)
 
 
 def test_repeated_kinds_count_once(paths, users):

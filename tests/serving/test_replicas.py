@@ -127,3 +127,34 @@ def test_two_replicas_one_truth(tracking, pg_cluster, tmp_path):
     finally:
         for proc in procs:
             stop_server(proc)
+
+
+def test_an_event_on_one_replica_changes_the_other_s_slate_within_the_refresh_bound(tracking, pg_cluster, tmp_path):
+    """A payment acknowledged by replica A leaves the merchant out of the user's next slate on
+    replica B within ``recent_refresh_seconds`` (2 s) and the time one request takes. The policy has
+    no frequency cap here, so polling B cannot hide the item by itself."""
+    events_url = pg_cluster.new_database()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("frequency_cap: 0\n")
+    env = server_env(tracking_uri=tracking.url, events_db=events_url, workers=1, poll_seconds=POLL_SECONDS,
+                     policy=str(policy))
+    ports = [free_port(), free_port()]
+    procs = [start_server("127.0.0.1", p, env, log=tmp_path / f"rt-{i}.log", cwd=tmp_path) for i, p in enumerate(ports)]
+    a, b = ports
+    try:
+        for proc, port in zip(procs, ports):
+            wait_ready(proc, "127.0.0.1", port, timeout=180)
+        delays = []
+        for n, user in enumerate(["u11", "u12", "u13", "u14", "u15"]):
+            target = _slate(b, user, k=20)[0]
+            sent = time.monotonic()
+            assert _post(a, "/feedback", {"events": [{"user_id": user, "item_id": target, "type": "pay",
+                                                       "event_id": f"rt-{n}"}]})[0] == 200
+            while target in _slate(b, user, k=20):
+                assert time.monotonic() - sent < 10, f"{target} still in {user}'s slate on the other replica"
+                time.sleep(0.05)
+            delays.append(time.monotonic() - sent)
+        assert max(delays) < 2.0 + 1.5, delays
+    finally:
+        for proc in procs:
+            stop_server(proc)
