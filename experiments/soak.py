@@ -12,7 +12,8 @@
    event_id), 5 % /settings; halfway through, `guanxi promote 2`.
 4. Every second, the resident memory of the server and its workers.
 5. With ``--store postgresql`` the event log is a throw-away PostgreSQL cluster (tests/postgres.py);
-   ``--restart-store`` restarts it once, at 60 % of the run (a fast shutdown cuts every session).
+   ``--restart-store`` restarts it once, at 60 % of the run (a fast shutdown cuts every session),
+   keeping it down ``--outage-seconds`` (default 5) before it starts again.
 
 Bars: no failed request (anything but a 2xx, or no answer; a 503 with ``Retry-After`` is the
 answer the service owes a client while its store is down, so it is counted apart, and must fall
@@ -257,6 +258,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--restart-store", action="store_true", help="restart PostgreSQL once, at 60 %% of the run")
+    parser.add_argument("--outage-seconds", type=float, default=5.0, help="how long the restarted store stays down")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.restart_store and args.store != "postgresql":
@@ -279,12 +281,14 @@ def main() -> int:
         db = cluster.new_database()
     try:
         result = run_soak(uri, cwd, args.seconds, args.rate, users + ["new-user-1", "new-user-2"], items, db,
-                          log=cwd / "server.log", restart=cluster.restart if args.restart_store else None)
+                          log=cwd / "server.log",
+                          restart=(lambda: cluster.restart(args.outage_seconds)) if args.restart_store else None)
     finally:
         if cluster is not None:
             cluster.stop()
     result.update({"machine": f"{platform.node()} ({os.cpu_count()} cores)", "world_users": args.users,
                    "store": args.store, "store_restarted": args.restart_store,
+                   "outage_seconds_asked": args.outage_seconds if args.restart_store else None,
                    "date": time.strftime("%Y-%m-%d %H:%M:%S")})
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2))

@@ -78,13 +78,14 @@ class PostgresCluster:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def restart(self) -> float:
-        """Stop the server (fast shutdown: every session is cut) and start it again, as an
-        operator's restart or a failover does; returns the seconds it was down."""
+    def restart(self, down_seconds: float = 0.0) -> float:
+        """Stop the server (fast shutdown: every session is cut), wait ``down_seconds``, and start
+        it again, as an operator's restart or a failover does; returns the seconds it was down."""
         import time
 
         start = time.monotonic()
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+        time.sleep(down_seconds)
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60",
                   "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200",
                   "start")
