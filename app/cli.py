@@ -23,7 +23,8 @@ def _cmd_world(args: argparse.Namespace) -> int:
     from guanxi.features.world_io import write_world_codes
 
     start = time.perf_counter()
-    config = WorldConfig(users=args.users, seed=args.seed)
+    config = WorldConfig(users=args.users, seed=args.seed, version=args.version,
+                         intent_episodes=not args.no_episodes)
     print(f"generating {config.users:,} users (seed {config.seed}) ...", flush=True)
     codes = generate_codes(config)
     print(f"generated in {time.perf_counter() - start:.1f}s; writing {args.out}", flush=True)
@@ -139,7 +140,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from guanxi.training import distributed
 
     rank = int(os.environ.get("RANK", "0"))
-    result = train(dataset, config, progress=not args.no_progress and rank == 0)
+    from guanxi.features.world_intent import read_truth_intents
+
+    truth = read_truth_intents(args.data) if Path(str(args.data)).is_dir() else None
+    result = train(dataset, config, progress=not args.no_progress and rank == 0, intent_truth=truth)
     ctx = distributed.current()
     if not ctx.is_main:                       # under torchrun only rank 0 reports, logs and writes
         distributed.shutdown(ctx)
@@ -153,6 +157,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     "model": config.model, "dataset": dataset.name, "config": config.to_dict()})
     if "support" in m:                        # the social-support weight validation chose, and its grid
         payload["support"] = m["support"]
+    if "intent" in m:                         # the intent fit, and against a world's truth how it does
+        payload["intent"] = m["intent"]
     print("test " + "  ".join(f"{k} {m[k]:.4f}" for k in metric_keys())
           + f"  ({result.epochs} epochs, best {result.best_epoch}, {result.train_seconds:.0f}s, {result.stopped})")
     if not args.no_track:
@@ -229,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    p.add_argument("--version", type=int, default=1, choices=[1, 2],
+                   help="generator version: 2 adds intent truth (economic propensity, intent episodes)")
+    p.add_argument("--no-episodes", action="store_true",
+                   help="version 2 without intent episodes: every user one fixed mix (the control)")
     p.set_defaults(func=_cmd_world)
 
     p = sub.add_parser("features", help="tie strength, circles and graph of a dataset; print a summary")
@@ -279,10 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     from guanxi.app.serve_commands import add_parsers as add_serving
     from guanxi.app.ops import add_parsers as add_ops
     from guanxi.app.bento_build import add_parsers as add_build
+    from guanxi.app.pathways_command import add_parsers as add_pathways
 
     add_serving(sub)
     add_ops(sub)
     add_build(sub)
+    add_pathways(sub)
     return parser
 
 

@@ -6,7 +6,8 @@ exclusion set: every (user, item) pair known before the holdout. The ranking and
 the training evaluator's (:func:`guanxi.training.evaluate.evaluate_ranking`): full ranking over
 each model's own catalogue, an item a model does not know counts as a miss, every holdout user
 counts (users a model does not know get its fallback), sparsity groups by the user's known
-interactions, kinds ranked within the kind.
+interactions, kinds ranked within the kind, and per intent (each holdout event's intent by the
+intent table: the same ranking, the pairs of one intent at a time).
 """
 from __future__ import annotations
 
@@ -15,21 +16,26 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from dataclasses import replace
+
+from guanxi.features.intent import INTENTS, IntentTable
+from guanxi.features.schema import ITEM_EVENT_TYPES, ITEM_KINDS
 from guanxi.serving.recommender import Recommender
 from guanxi.training.evaluate import RankingTask, evaluate_ranking
 
 
 def evaluate_served(rec: Recommender, holdout: pd.DataFrame, known: pd.DataFrame,
                     progress: bool = False) -> dict:
-    """Metrics ``@10/@20`` on ``holdout``, with ``breakdowns`` by item kind, by sparsity group and
-    for users with nothing known (``cold_start``).
+    """Metrics ``@10/@20`` on ``holdout``, with ``breakdowns`` by item kind, by sparsity group, by
+    intent and for users with nothing known (``cold_start``).
 
     Args:
         rec: the model to judge.
         holdout: events with ``user_id``, ``item_id`` (duplicates ignored).
         known: events known before the holdout (excluded from every ranking).
     """
-    test = holdout[["user_id", "item_id"]].astype(str).drop_duplicates()
+    cols = ["user_id", "item_id"] + (["type"] if "type" in holdout else [])
+    test = holdout[cols].astype(str).drop_duplicates(["user_id", "item_id"])
     known = known[["user_id", "item_id"]].astype(str).drop_duplicates()
     users = np.array(sorted(test["user_id"].unique()), dtype=object)
     local = pd.Index(users)
@@ -57,4 +63,17 @@ def evaluate_served(rec: Recommender, holdout: pd.DataFrame, known: pd.DataFrame
 
     task = RankingTask(num_items=n_items, exclude=exclude, train_count=n_known, test_user=tu[ranked],
                        test_item=ti[ranked], item_kind=np.asarray(rec.kinds).astype(str), unranked=unranked)
-    return evaluate_ranking(score, task, progress=progress)
+    result = evaluate_ranking(score, task, progress=progress)
+    if "type" in test:
+        table = rec.intent.table if rec.intent.claims else IntentTable.load()
+        types = np.array([ITEM_EVENT_TYPES.index(t) for t in test["type"][ranked]], np.int64)
+        kinds = np.array([ITEM_KINDS.index(k) for k in np.asarray(rec.kinds)[ti[ranked]]], np.int64)
+        intent = table.of_events(types, kinds, rec.commercial[ti[ranked]])
+        by_intent = {}
+        for code, name in enumerate(INTENTS):
+            sel = intent == code
+            if sel.any():
+                sub = replace(task, test_user=task.test_user[sel], test_item=task.test_item[sel], unranked=None)
+                by_intent[name] = evaluate_ranking(score, sub, breakdowns=False)
+        result.setdefault("breakdowns", {})["intent"] = by_intent
+    return result

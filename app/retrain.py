@@ -12,7 +12,7 @@ Stages (one log line each):
    its support weight chosen under the gate's per-kind guardrail (``support_kind_guard``);
 4. judge candidate and champion on the same holdout through the serving path
    (:mod:`guanxi.app.holdout`), and replay the deployed policy on the candidate's slates;
-5. decide: recall@20 must beat the champion's by ``margin`` (relative), no kind or sparsity group
+5. decide: recall@20 must beat the champion's by ``margin`` (relative), no kind, sparsity group or intent
    may lose more than ``max_group_drop``, no policy violation. Erasure overrides the gate: when the
    champion holds a forgotten user, the scrubbed candidate is promoted whatever it scores;
 6. log the run (metrics, decision and reasons as tags, drift report), register ``@candidate`` and
@@ -110,15 +110,15 @@ def decide(champion: dict, candidate: dict, violations: int, config: RetrainConf
     else:
         ok = False
         reasons.append(f"recall@20 {n:.4f} does not beat the champion's {c:.4f} by the margin (needed > {need:.4f})")
-    for family in ("kind", "sparsity"):
-        for group, cm in champion["breakdowns"][family].items():
-            nm = candidate["breakdowns"][family].get(group)
+    for family in ("kind", "sparsity", "intent"):
+        for group, cm in champion["breakdowns"].get(family, {}).items():
+            nm = candidate["breakdowns"].get(family, {}).get(group)
             if nm is None:          # no holdout pair of this kind that the candidate can rank
                 continue
             users = cm.get("users", config.guard_min_users)
             if not np.isfinite(cm["recall_at_20"]) or not np.isfinite(nm["recall_at_20"]):
                 continue
-            if family == "sparsity" and users < config.guard_min_users:
+            if family in ("sparsity", "intent") and users < config.guard_min_users:
                 continue
             drop = cm["recall_at_20"] - nm["recall_at_20"]
             if drop > config.max_group_drop:

@@ -20,6 +20,11 @@ Files in a bundle directory:
                      per entry: the event types seen on the pair as a bit mask (bit ``t`` for
                      ``ITEM_EVENT_TYPES[t]``; absent in older bundles)
     popularity.npy   ``[I]`` training popularity in [0, 1]
+    intent.npz       the intent profile (optional; absent: no intent claim, every request ranked as
+                     ``any``): per user ``mix [U]`` (long-term economic share), ``source [U]``
+                     (0 history, 1 circle, 2 population) and the decayed sums ``economic [U]``,
+                     ``total [U]`` at ``bundle.json``'s ``intent.reference_ts``; ``bundle.json``'s
+                     ``intent`` entry holds the estimator and ranking weights and the intent table
     state_dict.pt    the model's weights (warm starts; written and read by training only)
 """
 from __future__ import annotations
@@ -52,6 +57,7 @@ class Bundle:
     history: sp.csr_matrix
     popularity: np.ndarray
     history_types: np.ndarray | None = None     # [nnz] int64 bit masks aligned with history.indices
+    intent: dict[str, np.ndarray] | None = None  # intent.npz: mix, source, economic, total [U]
 
 
 def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
@@ -59,7 +65,7 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
                  circles: pa.Table, history: sp.csr_matrix, popularity: np.ndarray,
                  metrics: dict, support_weight: float = 0.0, history_types: np.ndarray | None = None,
                  servable: bool | None = None, support_ties: str = "circles",
-                 extra_meta: dict | None = None) -> Path:
+                 extra_meta: dict | None = None, intent: dict[str, np.ndarray] | None = None) -> Path:
     """Write a bundle directory (see module doc).
 
     Args:
@@ -74,7 +80,8 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
         support_weight, support_ties: the social-support term serving adds, ``support_weight x
             log1p(sum over contacts of w x engaged)`` with ``w`` the circle weight x strength
             (``"circles"``) or 1 (``"listed"``).
-        extra_meta: further ``bundle.json`` keys (``events_watermark_seq``).
+        extra_meta: further ``bundle.json`` keys (``events_watermark_seq``, ``intent``).
+        intent: the intent profile's arrays (``mix``, ``source``, ``economic``, ``total``, each ``[U]``).
     """
     if support_ties not in ("circles", "listed"):
         raise ValueError(f"support_ties must be circles or listed, got {support_ties!r}")
@@ -99,6 +106,8 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
     np.savez(out / "history.npz", indptr=history.indptr.astype(np.int64),
              indices=history.indices.astype(np.int64), **extra)
     np.save(out / "popularity.npy", popularity.astype(np.float32))
+    if intent is not None:
+        np.savez(out / "intent.npz", **{k: np.asarray(v) for k, v in intent.items()})
     meta = {"format": BUNDLE_FORMAT, "model": model_name, "config": config,
             "servable": servable if servable is not None else vectors is not None or model_name == "popular",
             "num_users": idmap.num_users, "num_items": idmap.num_items, "dim": dim,
@@ -144,4 +153,10 @@ def load_bundle(path: str | Path, mmap: bool = False) -> Bundle:
     popularity = np.load(root / "popularity.npy")
     if len(items) != idmap.num_items or len(popularity) != idmap.num_items:
         raise ValueError(f"{root}: items/popularity do not match {idmap.num_items} items")
-    return Bundle(meta, idmap, user_emb, item_emb, items, circles, history, popularity, types)
+    intent = None
+    if (root / "intent.npz").is_file():
+        with np.load(root / "intent.npz") as f:
+            intent = {k: f[k] for k in f.files}
+        if any(len(v) != idmap.num_users for v in intent.values()):
+            raise ValueError(f"{root}: intent.npz does not match {idmap.num_users} users")
+    return Bundle(meta, idmap, user_emb, item_emb, items, circles, history, popularity, types, intent)

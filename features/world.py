@@ -12,10 +12,14 @@ What it plants (all written to ``DIR/truth/`` so tests can check recovery):
   ``social_influence``, copies an item that a contact engaged with earlier, the contact drawn
   with weight ``strength ** influence_sharpness`` (so strong ties drive it, weak ties barely);
 - a temporal split by round: train, valid, test; a share of users join only in the test round
-  (cold-start users who already have contacts).
+  (cold-start users who already have contacts);
+- from ``version`` 2, intent (:mod:`guanxi.features.world_intent`): each user's long-term economic
+  propensity (correlated within families and friends) and intent episodes in time; each event's
+  true intent (``truth/events.parquet``, column ``intent``) picks the kind of item it seeks.
 
 The defaults below are frozen: models are tuned on worlds made with them; change them only with
-a new ``version``.
+a new ``version``. Version 1 (the default) generates exactly what it always has; the intent
+parameters are read only by version 2.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ import numpy as np
 import pandas as pd
 
 from guanxi.features.schema import ITEM_EVENT_TYPES, ITEM_KINDS, PAIR_EVENT_TYPES, Dataset
+from guanxi.features.world_events import make_item_events
+from guanxi.features.world_intent import plan_intent
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +73,28 @@ class WorldConfig:
     social_influence: float = 0.4
     influence_sharpness: float = 3.0
     late_joiner_share: float = 0.05
+    # version 2: intent truth (features/world_intent.py)
+    intent_episodes: bool = True
+    econ_propensity_mean: float = 0.3
+    econ_propensity_spread: float = 1.0
+    econ_family_weight: float = 0.55
+    econ_friends_weight: float = 0.35
+    episode_days: float = 21.0
+    economic_kind_mix: tuple[float, float, float] = (0.1, 0.7, 0.2)   # official_account, merchant, content
+    social_kind_mix: tuple[float, float, float] = (0.1, 0.02, 0.88)
+    intent_copy_fit: float = 0.8
 
     def __post_init__(self) -> None:
         if self.users < 50:
             raise ValueError(f"users must be at least 50, got {self.users}")
         if self.rounds < 3:
             raise ValueError(f"rounds must be at least 3 (train, valid, test), got {self.rounds}")
+        if self.version not in (1, 2):
+            raise ValueError(f"version must be 1 or 2, got {self.version}")
+        if not 0.0 < self.econ_propensity_mean < 1.0:
+            raise ValueError(f"econ_propensity_mean must be in (0, 1), got {self.econ_propensity_mean}")
+        if self.episode_days <= 0:
+            raise ValueError(f"episode_days must be > 0, got {self.episode_days}")
 
 
 @dataclass(frozen=True)
@@ -94,6 +116,8 @@ class WorldCodes:
         event_user, event_item, event_type, event_ts, event_value, event_round, event_cause,
             event_via: ``[E]`` item events sorted by user then time (``cause`` 1 = social,
             ``via`` the contact copied or -1).
+        event_intent: ``[E]`` each event's true intent (0 social, 1 economic), version 2 only.
+        econ_propensity: ``[U]`` each user's long-term economic propensity, version 2 only.
     """
 
     config: WorldConfig
@@ -124,10 +148,16 @@ class WorldCodes:
     event_round: np.ndarray
     event_cause: np.ndarray
     event_via: np.ndarray
+    event_intent: np.ndarray | None = None
+    econ_propensity: np.ndarray | None = None
 
     @property
     def name(self) -> str:
-        return f"world-{self.config.users}-s{self.config.seed}"
+        """``world-<users>-s<seed>``; version 2 adds ``-v2`` (and ``-noep`` without episodes)."""
+        base = f"world-{self.config.users}-s{self.config.seed}"
+        if self.config.version >= 2:
+            base += "-v2" + ("" if self.config.intent_episodes else "-noep")
+        return base
 
     def user_ids(self) -> np.ndarray:
         """``[U]`` user ids as a fixed-width string array (no Python objects)."""
@@ -175,13 +205,17 @@ def generate_codes(config: WorldConfig) -> WorldCodes:
     counts, item_topic, item_pop, item_kind, commercial, owner, category = _make_items(config, rng)
     join_round = np.where(rng.random(n) < config.late_joiner_share, config.rounds - 1, 0)
     activity = rng.lognormal(np.log(config.events_per_user) - 0.32, 0.8, n)
-    ev_user, ev_item, ev_round, cause, via = _make_item_events(
+    plan = plan_intent(config, rng, membership) if config.version >= 2 else None
+    ev_user, ev_item, ev_round, cause, via, day, intent = make_item_events(
         config, rng, n, u, v, strength, interests, item_topic, item_pop, item_kind,
-        join_round, activity)
+        join_round, activity, plan, commercial)
     pair = _make_pair_events(config, rng, u, v, strength)
 
     round_len = config.days * DAY // config.rounds
-    ts = T0 + ev_round * round_len + rng.integers(0, round_len, len(ev_round))
+    if day is None:
+        ts = T0 + ev_round * round_len + rng.integers(0, round_len, len(ev_round))
+    else:
+        ts = T0 + np.minimum((day * DAY).astype(np.int64), (ev_round + 1) * round_len - 1)
     kinds = item_kind[ev_item]
     types = np.empty(len(ev_item), dtype=np.int8)
     pay, click = ITEM_EVENT_TYPES.index("pay"), ITEM_EVENT_TYPES.index("click")
@@ -200,7 +234,8 @@ def generate_codes(config: WorldConfig) -> WorldCodes:
         config, counts, item_kind.astype(np.int8), commercial, owner, category, item_topic,
         item_pop, join_round, activity, interests, u, v, strength, group, *pair,
         ev_user[order], ev_item[order], types[order], ts[order], value[order], ev_round[order],
-        cause[order], via[order])
+        cause[order], via[order], None if intent is None else intent[order],
+        None if plan is None else plan.propensity)
 
 
 def generate_world(config: WorldConfig) -> World:
@@ -279,91 +314,6 @@ def _make_items(config: WorldConfig, rng: np.random.Generator):
     topic = np.concatenate([oa_topic, m_topic, c_topic])
     popularity = rng.pareto(1.5, len(kind)) + 1.0
     return (n_oa, n_m, n_c), topic, popularity, kind, commercial, owners, categories
-
-
-def _make_item_events(config, rng, n, u, v, strength, interests, item_topic, item_pop,
-                      item_kind, join_round, activity):
-    """Rounds of events; each is interest-driven or copied from a contact's earlier event."""
-    # Symmetric adjacency as CSR with influence weights strength ** sharpness.
-    src = np.concatenate([u, v])
-    dst = np.concatenate([v, u])
-    w = np.concatenate([strength, strength]) ** config.influence_sharpness
-    order = np.argsort(src, kind="stable")
-    src, dst, w = src[order], dst[order], w[order]
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
-    cumw = np.cumsum(w)
-
-    buckets = {}  # (topic, kind) -> (item indices, cumulative popularity)
-    for t in range(config.topics):
-        for k in range(3):
-            idx = np.flatnonzero((item_topic == t) & (item_kind == k))
-            if len(idx):
-                buckets[(t, k)] = (idx, np.cumsum(item_pop[idx]))
-    kind_p = np.asarray(config.kind_mix) / np.sum(config.kind_mix)
-    cum_interest = np.cumsum(interests, axis=1)
-
-    seen = np.zeros(0, dtype=np.int64)  # user * n_items + item of earlier events
-    n_items = len(item_topic)
-    hist_user = np.zeros(0, dtype=np.int64)
-    hist_item = np.zeros(0, dtype=np.int64)
-    out = {"user": [], "item": [], "round": [], "cause": [], "via": []}
-    for r in range(config.rounds):
-        active = join_round <= r
-        per_user = rng.poisson(activity / config.rounds * active)
-        eu = np.repeat(np.arange(n), per_user)
-        social = rng.random(len(eu)) < config.social_influence
-        item = np.full(len(eu), -1, dtype=np.int64)
-        via = np.full(len(eu), -1, dtype=np.int64)
-
-        # Social events: contact drawn by weight, then one of the contact's earlier items.
-        if len(hist_user) and social.any():
-            su = eu[social]
-            lo, hi = indptr[su], indptr[su + 1]
-            has = hi > lo
-            base = np.where(lo > 0, cumw[np.maximum(lo - 1, 0)], 0.0)
-            total = np.where(has, cumw[np.maximum(hi - 1, 0)] - base, 0.0)
-            x = base + rng.random(len(su)) * total
-            pick = np.minimum(np.searchsorted(cumw, x, side="right"), np.maximum(hi - 1, 0))
-            contact = np.where(has, dst[np.minimum(pick, len(dst) - 1)], -1)
-            h_order = np.argsort(hist_user, kind="stable")
-            h_ptr = np.concatenate([[0], np.cumsum(np.bincount(hist_user, minlength=n))])
-            c = np.maximum(contact, 0)
-            c_n = h_ptr[c + 1] - h_ptr[c]
-            ok = has & (c_n > 0)
-            j = h_ptr[c] + (rng.random(len(su)) * np.maximum(c_n, 1)).astype(np.int64)
-            copied = hist_item[h_order[np.minimum(j, len(h_order) - 1)]]
-            sidx = np.flatnonzero(social)
-            item[sidx[ok]] = copied[ok]
-            via[sidx[ok]] = contact[ok]
-        social = item >= 0
-
-        # Interest events: topic from the user's mix, kind from the mix, item by popularity.
-        ii = np.flatnonzero(~social)
-        draw = rng.random(len(ii))
-        topic = (cum_interest[eu[ii]] < draw[:, None]).sum(axis=1).clip(max=config.topics - 1)
-        kind = rng.choice(3, len(ii), p=kind_p)
-        for (t, k), (idx, cpop) in buckets.items():
-            sel = np.flatnonzero((topic == t) & (kind == k))
-            if len(sel):
-                x = rng.random(len(sel)) * cpop[-1]
-                item[ii[sel]] = idx[np.minimum(np.searchsorted(cpop, x, side="right"), len(idx) - 1)]
-        got = item >= 0
-        eu, item, via, social = eu[got], item[got], via[got], social[got]
-
-        # One event per (user, item) in the whole world: a pair is new once.
-        key = eu * n_items + item
-        _, first = np.unique(key, return_index=True)
-        first = np.sort(first)
-        fresh = first[~np.isin(key[first], seen)]
-        seen = np.concatenate([seen, key[fresh]])
-        out["user"].append(eu[fresh])
-        out["item"].append(item[fresh])
-        out["round"].append(np.full(len(fresh), r))
-        out["cause"].append(social[fresh].astype(np.int8))
-        out["via"].append(via[fresh])
-        hist_user = np.concatenate([hist_user, eu[fresh]])
-        hist_item = np.concatenate([hist_item, item[fresh]])
-    return tuple(np.concatenate(out[k]) for k in ("user", "item", "round", "cause", "via"))
 
 
 def _make_pair_events(config, rng, u, v, strength):

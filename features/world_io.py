@@ -23,6 +23,7 @@ from guanxi.features.world import GROUPS, World, WorldCodes
 
 BLOCK_ROWS = 1_000_000
 _CAUSES = np.array(["interest", "social"], dtype=object)
+_INTENTS = np.array(["social", "economic"], dtype=object)
 
 
 def world_tables(codes: WorldCodes) -> World:
@@ -54,6 +55,8 @@ def world_tables(codes: WorldCodes) -> World:
                                 "activity": codes.activity})
     for t in range(codes.config.topics):
         truth_users[f"interest_{t}"] = codes.interests[:, t].astype(np.float32)
+    if codes.econ_propensity is not None:
+        truth_users["econ_propensity"] = codes.econ_propensity.astype(np.float32)
     truth_items = pd.DataFrame({"item_id": items["item_id"], "topic": codes.item_topic,
                                 "popularity": codes.item_popularity})
     truth_ties = pd.DataFrame({"user_id": users[codes.tie_u], "friend_id": users[codes.tie_v],
@@ -64,6 +67,9 @@ def world_tables(codes: WorldCodes) -> World:
         "user_id": users[codes.event_user], "item_id": item_ids[codes.event_item],
         "round": codes.event_round, "cause": _CAUSES[codes.event_cause.astype(np.int64)],
         "via": np.where(via >= 0, users[np.maximum(via, 0)], None)})
+    if codes.event_intent is not None:
+        truth_events["ts"] = codes.event_ts
+        truth_events["intent"] = _INTENTS[codes.event_intent.astype(np.int64)]
     return World(dataset, truth_users, truth_items, truth_ties, truth_events, codes.config, codes)
 
 
@@ -139,6 +145,8 @@ def _write_truth(codes: WorldCodes, folder: Path, users: pa.Array, items: pa.Arr
                 "join_round": pa.array(codes.join_round[s]), "activity": pa.array(codes.activity[s])}
         for t in range(codes.config.topics):
             cols[f"interest_{t}"] = pa.array(codes.interests[s, t].astype(np.float32))
+        if codes.econ_propensity is not None:
+            cols["econ_propensity"] = pa.array(codes.econ_propensity[s].astype(np.float32))
         return cols
 
     _write_blocks(folder / "users.parquet", _blocks(n, truth_users))
@@ -148,10 +156,18 @@ def _write_truth(codes: WorldCodes, folder: Path, users: pa.Array, items: pa.Arr
     _write_blocks(folder / "ties.parquet", _blocks(len(codes.tie_u), lambda s: {
         "user_id": _take(users, codes.tie_u[s]), "friend_id": _take(users, codes.tie_v[s]),
         "strength": pa.array(codes.tie_strength[s]), "group": _take(groups, codes.tie_group[s])}))
-    _write_blocks(folder / "events.parquet", _blocks(len(codes.event_user), lambda s: {
-        "user_id": _take(users, codes.event_user[s]), "item_id": _take(items, codes.event_item[s]),
-        "round": pa.array(codes.event_round[s]), "cause": _take(causes, codes.event_cause[s]),
-        "via": _take(users, codes.event_via[s])}))
+    intents = pa.array(list(_INTENTS))
+
+    def truth_events(s: slice) -> dict[str, pa.Array]:
+        cols = {"user_id": _take(users, codes.event_user[s]), "item_id": _take(items, codes.event_item[s]),
+                "round": pa.array(codes.event_round[s]), "cause": _take(causes, codes.event_cause[s]),
+                "via": _take(users, codes.event_via[s])}
+        if codes.event_intent is not None:          # each event's true intent, and its time to join on
+            cols["ts"] = pa.array(codes.event_ts[s])
+            cols["intent"] = _take(intents, codes.event_intent[s])
+        return cols
+
+    _write_blocks(folder / "events.parquet", _blocks(len(codes.event_user), truth_events))
 
 
 def _take(values: pa.Array, codes: np.ndarray) -> pa.Array:

@@ -9,11 +9,14 @@ A recent view (:mod:`guanxi.serving.recent`) follows the event log on its own th
 replica acknowledged a moment ago shapes the next slate; each served version reads it past its own
 training watermark (a swap moves the view's floor on that thread, within one refresh).
 
-The event loop never waits on the event log: ``/recommend`` reads the user's settings and
-impression counts in one store call on a small thread pool, bounded by ``store_timeout_s`` (a
-store that does not answer in time is a :class:`StoreUnavailable`, 503 with ``Retry-After``, while
-``/livez`` and every other request keep being answered). Housekeeping (the forget-list poll, the
-impression prune) runs on its own thread; a failure there is logged and retried, never a request's.
+The event loop never waits on a remote event log: on PostgreSQL ``/recommend`` reads the user's
+settings and impression counts in one round trip through psycopg's asynchronous driver, while the
+model scores the user, bounded by ``store_timeout_s`` (a store that does not answer in time is a
+:class:`StoreUnavailable`, 503 with ``Retry-After``, while ``/livez`` and every other request keep
+being answered). The embedded SQLite log is read in place: a local WAL read never waits for a
+writer and takes tens of microseconds, where handing it to a thread cost a quarter of a millisecond
+a request here (experiments/LOG.md). Housekeeping (the forget-list poll, the impression prune) runs
+on its own thread; a failure there is logged and retried, never a request's.
 """
 from __future__ import annotations
 
@@ -21,7 +24,6 @@ import asyncio
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from guanxi.serving.batcher import MicroBatcher
 from guanxi.serving.champion import ChampionHolder, Served
@@ -47,16 +49,14 @@ class RecommendationAPI:
         policy: the exposure policy.
         poll_seconds: how often a background thread re-reads the forget list (0: every second).
         store_timeout_s: how long ``/recommend`` waits for the user's settings and impressions.
-        io_threads: threads that read the store for ``/recommend``.
     """
 
     def __init__(self, holder: ChampionHolder, store: EventStore, policy: PolicyConfig,
-                 poll_seconds: float = 10.0, store_timeout_s: float = 2.0, io_threads: int = 8) -> None:
+                 poll_seconds: float = 10.0, store_timeout_s: float = 2.0) -> None:
         self.holder = holder
         self.store = store
         self.policy = policy
         self.store_timeout_s = store_timeout_s
-        self._io = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="guanxi-store")
         self._last_prune = 0.0
         self._batcher: MicroBatcher | None = None
         self.impressions = ImpressionLog(store, forgotten=lambda user: self.forget_list.contains(user))
@@ -121,19 +121,22 @@ class RecommendationAPI:
         served = self.holder.current          # one model for the whole batch, even mid-swap
         return [(served, s) for s in served.recommender.score_many(user_ids)]
 
-    async def recommend_async(self, user_id: str, k: int = 20, kinds: list[str] | None = None) -> str:
-        """:meth:`recommend` with the store read off the event loop (bounded by
-        ``store_timeout_s``) and scoring micro-batched across concurrent requests (when that saves
-        work: not with the candidate table, where a user's scoring reads only their row).
+    async def recommend_async(self, user_id: str, k: int = 20, kinds: list[str] | None = None,
+                              intent: str = "auto") -> str:
+        """:meth:`recommend` with the store read without blocking the event loop (module doc) and
+        scoring micro-batched across concurrent requests (when that saves work: not with the
+        candidate table, where a user's scoring reads only their row).
 
         Raises:
-            StoreUnavailable: the store failed or did not answer in time.
+            StoreUnavailable: the store failed or did not answer within ``store_timeout_s``.
         """
         self._apply_forgotten()
         now = time.time()
         served = self.holder.current
-        pending = asyncio.get_running_loop().run_in_executor(
-            self._io, self.user_state, user_id, now, served.recommender.is_forgotten(user_id))
+        forgotten = served.recommender.is_forgotten(user_id)
+        reader = getattr(self.store, "user_state_async", None)
+        pending = None if reader is None else asyncio.ensure_future(self._user_state_async(reader, user_id, now,
+                                                                                            forgotten))
         try:
             if not served.recommender.batching_pays:
                 scored = served.recommender.score_many([user_id])[0]
@@ -141,14 +144,28 @@ class RecommendationAPI:
                 if self._batcher is None:
                     self._batcher = MicroBatcher(self._score_batch)
                 served, scored = await self._batcher.submit(user_id)
-            state = await asyncio.wait_for(asyncio.shield(pending), self.store_timeout_s)
+            state = self.user_state(user_id, now, forgotten) if pending is None else await pending
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+        return self.recommend(user_id, k, kinds, now=now, served=served, scored=scored, state=state, intent=intent)
+
+    async def _user_state_async(self, reader, user_id: str, now: float, forgotten: bool
+                                ) -> tuple[UserSettings, dict[str, int]]:
+        """:meth:`user_state` through the store's asynchronous reader, within ``store_timeout_s``."""
+        window = int(now - self.policy.frequency_window_hours * 3600)
+        try:
+            settings, committed = await asyncio.wait_for(reader(user_id, window), self.store_timeout_s)
         except asyncio.TimeoutError:
             raise StoreUnavailable(f"the event log did not answer within {self.store_timeout_s:g} s") from None
-        return self.recommend(user_id, k, kinds, now=now, served=served, scored=scored, state=state)
+        if not self.policy.frequency_cap or forgotten:
+            return settings, {}
+        return settings, self.impressions.with_pending(user_id, committed)
 
     def user_state(self, user_id: str, now: float, forgotten: bool) -> tuple[UserSettings, dict[str, int]]:
         """The user's settings and impressions inside the frequency window (this worker's pending
-        ones included), in one store call (blocking: the async path runs it on the I/O threads)."""
+        ones included), in one store call (blocking: the asynchronous path reads a remote store
+        with :meth:`_user_state_async` instead)."""
         window = int(now - self.policy.frequency_window_hours * 3600)
         if not self.policy.frequency_cap or forgotten:
             return self.store.settings(user_id), {}
@@ -157,7 +174,7 @@ class RecommendationAPI:
 
     def recommend(self, user_id: str, k: int = 20, kinds: list[str] | None = None,
                   now: float | None = None, served: Served | None = None, scored: Scored | None = None,
-                  state: tuple[UserSettings, dict[str, int]] | None = None) -> str:
+                  state: tuple[UserSettings, dict[str, int]] | None = None, intent: str = "auto") -> str:
         """The ``/recommend`` response body as JSON text (:mod:`guanxi.serving.body`); logs the returned
         slate as impressions (never for a forgotten user). ``state``: the user's settings and
         impressions when already read (:meth:`user_state`)."""
@@ -167,13 +184,15 @@ class RecommendationAPI:
         now = time.time() if now is None else now
         forgotten = served.recommender.is_forgotten(user_id)
         settings, shown = state if state is not None else self.user_state(user_id, now, forgotten)
+        use = served.recommender.intent_for(user_id, intent, now)
         fallback, slate = served.recommender.recommend(
             user_id, k, self.policy, kinds=kinds, muted_ids=list(settings.mute),
-            commercial_opt_out=settings.commercial_opt_out, impressions=shown, scored=scored)
+            commercial_opt_out=settings.commercial_opt_out, impressions=shown, scored=scored, intent=use)
         ids = served.encoder.ids
         if not forgotten:
             self.impressions.log(user_id, [ids[s.item_idx] for s in slate], int(now), served.version)
-        return served.encoder.encode(user_id, served.version, fallback, slate)
+        block = use.block(served.recommender.intent.filled(use, [s.item_idx for s in slate]))
+        return served.encoder.encode(user_id, served.version, fallback, slate, block)
 
     def feedback(self, events: list[dict]) -> dict:
         """Store a validated batch durably; ``{"accepted": n, "duplicates": d}`` only after the commit."""

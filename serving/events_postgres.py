@@ -61,6 +61,12 @@ _MIGRATIONS: tuple[str, ...] = (
     "CREATE INDEX events_received_ts ON events (received_ts);",
 )
 
+# What /recommend reads about its user: settings, mutes and recent impressions, one round trip.
+_USER_STATE = ("SELECT (SELECT commercial_opt_out FROM settings WHERE user_id = %(u)s), "
+               "ARRAY(SELECT target_id FROM mutes WHERE user_id = %(u)s ORDER BY target_id), "
+               "ARRAY(SELECT item FROM impression_slates, unnest(items) AS item "
+               "      WHERE user_id = %(u)s AND ts >= %(t)s)")
+
 _EVENT_COLUMNS = ["seq", "user_id", "item_id", "type", "ts", "value", "event_id", "received_ts"]
 
 
@@ -104,6 +110,9 @@ class PostgresEventStore:
         with conn:
             salt = self._migrate(conn, create)
         self._salt = bytes.fromhex(salt)
+        self._async_args = {"autocommit": True, "options": options, **alive}
+        self._pool_size = pool_size
+        self._reader: _AsyncReader | None = None      # the event loop's own connections (user_state_async)
         self._pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, timeout=busy_timeout_ms / 1000, open=True,
             kwargs={"autocommit": True, "options": options, **alive}, check=ConnectionPool.check_connection,
@@ -127,6 +136,27 @@ class PostgresEventStore:
 
     def close(self) -> None:
         self._pool.close()
+
+    async def user_state_async(self, user_id: str, since_ts: int) -> tuple[UserSettings, dict[str, int]]:
+        """:meth:`user_state` without blocking the event loop: psycopg's asynchronous driver over a
+        pool of the running loop's own (made on first use), so a slow or vanished database holds
+        the request, never the worker.
+
+        Raises:
+            StoreUnavailable: the database did not answer (the caller bounds the wait).
+        """
+        import asyncio
+
+        import psycopg
+
+        loop = asyncio.get_running_loop()
+        if self._reader is None or self._reader.loop is not loop:
+            self._reader = _AsyncReader(self.url, self._async_args, self._pool_size, loop)
+        try:
+            opt_out, mutes, shown = await self._reader.fetch(_USER_STATE, {"u": user_id, "t": since_ts})
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreUnavailable(str(exc).strip() or type(exc).__name__) from exc
+        return UserSettings(user_id, bool(opt_out), tuple(mutes)), dict(Counter(shown))
 
     @contextmanager
     def _read(self) -> Iterator:
@@ -216,11 +246,7 @@ class PostgresEventStore:
     def user_state(self, user_id: str, since_ts: int) -> tuple[UserSettings, dict[str, int]]:
         """The user's settings and impression counts since ``since_ts`` in one round trip."""
         with self._read() as conn:
-            opt_out, mutes, shown = conn.execute(
-                "SELECT (SELECT commercial_opt_out FROM settings WHERE user_id = %(u)s), "
-                "ARRAY(SELECT target_id FROM mutes WHERE user_id = %(u)s ORDER BY target_id), "
-                "ARRAY(SELECT item FROM impression_slates, unnest(items) AS item "
-                "      WHERE user_id = %(u)s AND ts >= %(t)s)", {"u": user_id, "t": since_ts}).fetchone()
+            opt_out, mutes, shown = conn.execute(_USER_STATE, {"u": user_id, "t": since_ts}).fetchone()
         return UserSettings(user_id, bool(opt_out), tuple(mutes)), dict(Counter(shown))
 
     def update_settings(self, user_id: str, commercial_opt_out: bool | None, mute: list[str],
@@ -325,3 +351,46 @@ class PostgresEventStore:
             conn.execute("INSERT INTO forgotten (hash, ts) VALUES (%s, %s) ON CONFLICT (hash) DO UPDATE "
                          "SET ts = excluded.ts", (hash_user(self._salt, user_id), int(time.time())))
         return counts
+
+
+class _AsyncReader:
+    """A few asynchronous connections of one event loop for the read ``/recommend`` makes.
+
+    No background task (psycopg's asynchronous pool keeps some, and a worker's loop would wait on
+    them when it closes): a request takes an idle connection or opens one, at most ``size`` at a
+    time, and gives it back when the query went through. A connection a cancelled or failed query
+    leaves behind is closed on the spot; an idle one found broken (the database restarted since)
+    is replaced once, so a restart costs no request that comes after it.
+    """
+
+    def __init__(self, url: str, kwargs: dict, size: int, loop) -> None:
+        import asyncio
+
+        self.url, self.kwargs, self.size, self.loop = url, kwargs, size, loop
+        self._idle: list = []
+        self._slots = asyncio.Semaphore(size)
+
+    async def fetch(self, sql: str, params: dict) -> tuple:
+        """The first row of ``sql``."""
+        import psycopg
+
+        async with self._slots:
+            for attempt in range(2):
+                conn = self._idle.pop() if self._idle else None
+                reused = conn is not None
+                if conn is None:
+                    conn = await psycopg.AsyncConnection.connect(self.url, **self.kwargs)
+                try:
+                    cur = await conn.execute(sql, params)
+                    row = await cur.fetchone()
+                except psycopg.OperationalError:
+                    conn.pgconn.finish()
+                    if reused and attempt == 0:
+                        continue
+                    raise
+                except BaseException:
+                    conn.pgconn.finish()          # cancelled mid-query: its state is unknown
+                    raise
+                self._idle.append(conn)
+                return row
+        raise AssertionError("unreachable")

@@ -11,7 +11,8 @@ Rules, in the order they apply:
 3. outward decay: an item with neither inner support nor self-sought loses
    ``outward_decay * (1 - s)`` from its score, ``s`` the strongest supporting outer tie;
 4. the slate is filled best-first with at most ``floor(max_commercial_share * len(slate))``
-   commercial items;
+   commercial items; with ``prefer`` (a request that asked for an intent), the preferred eligible
+   items come first, best-first, and the best others fill what they leave of ``k``;
 5. each item gets a reason (``inner_circle`` first, then ``self_sought``, ``similar_taste``, ``popular``) and
    the number of the user's own contacts who engaged with it (nobody else is ever counted).
 
@@ -169,7 +170,7 @@ class SlateItem(NamedTuple):
 
 
 def apply_policy(cands: Candidates, user: UserState, config: PolicyConfig, k: int,
-                 fallback: str | None) -> list[SlateItem]:
+                 fallback: str | None, prefer: np.ndarray | None = None) -> list[SlateItem]:
     """Choose at most ``k`` items from ``cands`` under the policy (module doc), best first.
 
     Args:
@@ -179,6 +180,7 @@ def apply_policy(cands: Candidates, user: UserState, config: PolicyConfig, k: in
         k: slate size (>= 1).
         fallback: ``None`` when scores come from the model, else ``"circle"`` or ``"popular"``
             (decides between the ``similar_taste`` and ``popular`` reasons).
+        prefer: ``[N]`` bool, candidates to place first (the intent asked for), or None.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -209,7 +211,10 @@ def apply_policy(cands: Candidates, user: UserState, config: PolicyConfig, k: in
         score -= np.where(trusted, 0.0, config.outward_decay * (1.0 - np.clip(cands.outer_strength, 0, 1)))
     keep &= np.isfinite(score)
     order = np.flatnonzero(keep)
-    order = order[np.argsort(-score[order], kind="stable")]
+    if prefer is None:
+        order = order[np.argsort(-score[order], kind="stable")]
+    else:
+        order = order[np.lexsort((-score[order], ~prefer[order]))]
     share = config.max_commercial_share if config.enabled else 1.0
     chosen = np.array(_fill(order.tolist(), cands.commercial[order].tolist(), share, k), np.int64)
     # Python values in one conversion per field (indexing numpy scalars per item costs more).

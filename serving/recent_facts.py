@@ -19,11 +19,14 @@ CACHE_USERS = 50_000
 
 @dataclass(frozen=True)
 class OwnRecent:
-    """A user's recent engagements with items this version knows: ``items [n]`` and their event
-    types as bit masks ``bits [n]`` (bit ``t`` for ``ITEM_EVENT_TYPES[t]``, as in the bundle)."""
+    """A user's recent engagements with items this version knows: ``items [n]``, their event
+    types as bit masks ``bits [n]`` (bit ``t`` for ``ITEM_EVENT_TYPES[t]``, as in the bundle), the
+    type codes ``types [n]`` and when each was received ``ts [n]`` (seconds)."""
 
     items: np.ndarray
     bits: np.ndarray
+    types: np.ndarray
+    ts: np.ndarray
 
 
 class RecentLookup:
@@ -60,9 +63,10 @@ class RecentLookup:
             return hit[1]
         events = self.view.own(user_id)
         items = self._index([e[1] for e in events])
-        bits = np.left_shift(1, np.fromiter((e[2] for e in events), np.int64, len(events)))
+        types = np.fromiter((e[2] for e in events), np.int64, len(events))
+        ts = np.fromiter((e[3] for e in events), np.float64, len(events))
         known = items >= 0
-        out = OwnRecent(items[known], bits[known])
+        out = OwnRecent(items[known], np.left_shift(1, types[known]), types[known], ts[known])
         self._remember(self._own, user_id, (gen, out))
         return out
 

@@ -34,6 +34,7 @@ from guanxi.serving.contact_facts import load_or_build as load_facts
 from guanxi.serving.catalogue import Catalogue
 from guanxi.serving.contacts import Contacts, aggregates, support_sum
 from guanxi.serving.forget_list import ForgetList
+from guanxi.serving.intent_now import IntentModel
 from guanxi.serving.policy import PolicyConfig
 from guanxi.serving.recent import RecentView
 from guanxi.serving.recent_facts import RecentLookup
@@ -99,6 +100,7 @@ class Recommender(SlateMaker):
         self._near_blocked: np.ndarray | None = None   # [U] bool: users with a forgotten contact
         self.facts: ContactFacts | None = None
         self.recent: RecentLookup | None = None
+        self.intent = IntentModel(bundle, self.commercial, self.kind_code)
         if self.tables:
             self._build_facts(index_dir)
 

@@ -23,6 +23,7 @@ TS_MIN = 946_684_800        # 2000-01-01T00:00:00Z: older event times are refuse
 TS_FUTURE_S = 86_400        # event times more than a day ahead of the server clock are refused
 
 Kind = Literal[ITEM_KINDS]  # type: ignore[valid-type]
+Intent = Literal["social", "economic"]
 EventType = Literal[ITEM_EVENT_TYPES]  # type: ignore[valid-type]
 
 
@@ -49,6 +50,9 @@ class RecommendRequest(BaseModel):
     user_id: Id
     k: Annotated[int, Field(ge=1, le=100)] = 20
     kinds: Optional[Annotated[list[Kind], Field(min_length=1, max_length=len(ITEM_KINDS))]] = None
+    intent: Literal["auto", "social", "economic", "any"] = Field(
+        "auto", description="what to rank for: auto (the intent inferred from the user's latest events), "
+                            "social, economic, or any (the model's own ranking)")
 
     @field_validator("kinds")
     @classmethod
@@ -108,12 +112,29 @@ class RecommendedItem(BaseModel):
     kind: Kind
     score: float
     commercial: bool
+    intent: Intent = Field(description="the item's intent: economic when it is commercial")
     reason: Reason
+
+
+class IntentMix(BaseModel):
+    social: float
+    economic: float
+
+
+class IntentBlock(BaseModel):
+    mix: Optional[IntentMix] = Field(description="the inferred intent now (null: the version makes no intent claim)")
+    source: Optional[Literal["recent", "history", "circle", "population"]] = Field(
+        description="what decided the mix: events since training, the user's history, their inner circle, "
+                    "or the population")
+    used: Literal["auto", "social", "economic", "any"] = Field(description="the intent the ranking followed")
+    filled: int = Field(description="items not of the intent asked for, filled in because too few "
+                                    "eligible items fit it (0 unless social or economic was asked)")
 
 
 class Recommendation(BaseModel):
     user_id: str
     model_version: str
     fallback: Optional[Literal["circle", "popular"]]
+    intent: IntentBlock
     items: list[RecommendedItem]
 

@@ -85,12 +85,14 @@ class Guanxi:
         return self.api.holder.current is not None
 
     @bentoml.api(route="/recommend", input_spec=RecommendInput, output_spec=Recommendation)
-    async def recommend(self, user_id: str, k: int = 20, kinds: Optional[list[str]] = None) -> Recommendation:
-        """Top ``k`` items for ``user_id`` after the exposure policy, each with its reason."""
+    async def recommend(self, user_id: str, k: int = 20, kinds: Optional[list[str]] = None,
+                        intent: str = "auto") -> Recommendation:
+        """Top ``k`` items for ``user_id`` after the exposure policy, each with its reason, ranked for
+        ``intent`` (auto: the intent inferred from the user's latest events)."""
         # The body is written as JSON text (guanxi.serving.body); the Recommendation model documents it in
         # OpenAPI (re-validating our own output would only add latency).
         try:
-            body = await self.api.recommend_async(user_id, k, kinds)
+            body = await self.api.recommend_async(user_id, k, kinds, intent)
         except StoreUnavailable as exc:
             return JSONResponse({"error": str(exc)}, 503,  # type: ignore[return-value]
                                 headers={"Retry-After": str(exc.retry_after)})

@@ -6,11 +6,14 @@ recommender sets. Kept apart so each stays one concept: scoring, and choosing wh
 """
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from guanxi.serving.candidate_table import row_suffices
+from guanxi.serving.intent_now import IntentModel, IntentUse
 from guanxi.serving.policy import Candidates, PolicyConfig, SlateItem, UserState, apply_policy
 from guanxi.serving.scores import Scored, distinct
 
@@ -25,6 +28,7 @@ class SlateMaker:
 
     catalogue: "Catalogue"
     recent: "RecentLookup | None"
+    intent: IntentModel
     ann: "dict[str, KindIndex]"
     owner_idx: np.ndarray
     kind_code: np.ndarray
@@ -53,10 +57,20 @@ class SlateMaker:
         ``sought``: items the user deliberately engaged with since the version was trained."""
         return self.catalogue.describe(scored, cand, impressions, (policy or PolicyConfig()).sought_mask, sought)
 
+    def intent_for(self, user_id: str, asked: str = "auto", now: float | None = None) -> IntentUse:
+        """What ``user_id`` is here for now and how the ranking follows ``asked``
+        (:mod:`guanxi.serving.intent_now`; their recent events count when a view is attached).
+
+        Raises:
+            ValueError: ``asked`` is not auto, social, economic or any.
+        """
+        own = self.recent.own(user_id) if self.recent is not None else None
+        return self.intent.use(self.user_index(user_id), asked, time.time() if now is None else now, own)
+
     def recommend(self, user_id: str, k: int, policy: PolicyConfig, kinds: list[str] | None = None,
                   muted_ids: list[str] = (), commercial_opt_out: bool = False,
-                  impressions: dict[str, int] | None = None, scored: Scored | None = None
-                  ) -> tuple[str | None, list[SlateItem]]:
+                  impressions: dict[str, int] | None = None, scored: Scored | None = None,
+                  intent: IntentUse | None = None) -> tuple[str | None, list[SlateItem]]:
         """The slate for one request: fallback used and at most ``k`` items, best first.
 
         Args:
@@ -68,21 +82,32 @@ class SlateMaker:
             commercial_opt_out: leave out every commercial item.
             impressions: item_id -> times shown to the user inside the frequency window.
             scored: the user's scores when already computed (:meth:`score_many`).
+            intent: the request's intent (:meth:`intent_for`; None: the model's own ranking).
         """
         fallback, slate, _, _ = self.explain(user_id, k, policy, kinds, muted_ids, commercial_opt_out,
-                                             impressions, scored)
+                                             impressions, scored, intent=intent)
         return fallback, slate
 
     def explain(self, user_id: str, k: int, policy: PolicyConfig, kinds: list[str] | None = None,
                 muted_ids: list[str] = (), commercial_opt_out: bool = False,
                 impressions: dict[str, int] | None = None, scored: Scored | None = None,
-                now: float | None = None) -> tuple[str | None, list[SlateItem], Candidates, UserState]:
+                now: float | None = None, intent: IntentUse | None = None
+                ) -> tuple[str | None, list[SlateItem], Candidates, UserState]:
         """:meth:`recommend`, with the candidates and user state the policy chose from (what
         :func:`guanxi.serving.policy.slate_violations` checks a slate against). ``now``: the time
-        the recent view's fatigue period is counted from (default the view's clock)."""
+        the recent view's fatigue period is counted from (default the view's clock).
+
+        Intent re-ranks the candidates the model retrieved (the top ``N`` of each kind by its own
+        score): ``auto`` adds each its intent's shift; an intent asked for (``social`` or
+        ``economic``) places the eligible items of that intent first, best-first, and fills the
+        rest of ``k`` with the best others. A slate asked to be economic (``intent`` economic, or
+        ``kinds`` only ``merchant``) has no commercial share cap: it returns the eligible
+        (trusted-path) economic items up to ``k``; the trust gate holds under every intent."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         kinds = list(dict.fromkeys(kinds)) if kinds else None
+        if (intent is not None and intent.used == "economic") or kinds == ["merchant"]:
+            policy = policy.replace(max_commercial_share=1.0)
         scored = scored if scored is not None else self.score(user_id)
         muted = self.item_index(list(muted_ids))
         muted = muted[muted >= 0]
@@ -109,7 +134,12 @@ class SlateMaker:
             cand = self._with_recent(scored, self.candidates(scored, n, kinds, exclude=exclude), kinds)
             shown = self._lookup(shown_idx, shown_n, cand).astype(np.int64)
             cands = self.describe(scored, cand, shown, policy, sought)
-            slate = apply_policy(cands, state, policy, k, scored.fallback)
+            prefer = None
+            if intent is not None and intent.used in ("social", "economic"):
+                prefer = self.intent.item_economic[cands.item_idx] == (intent.used == "economic")
+            elif intent is not None and intent.shift != (0.0, 0.0):
+                cands = replace(cands, score=cands.score + self.intent.shift(intent, cands.item_idx))
+            slate = apply_policy(cands, state, policy, k, scored.fallback, prefer)
             if len(slate) >= k or len(cand) <= size:     # full, or nothing further down the catalogue
                 return scored.fallback, slate, cands, state
             n, size = n * 4, len(cand)

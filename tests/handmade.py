@@ -36,8 +36,35 @@ def handmade_bundle(world_dir: Path, out: Path, rank: int, svd: bool = True) -> 
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
     vectors = ((unit(users) / config.temperature).astype(np.float32), unit(items).astype(np.float32))
     history, bits = known_history(prep)
+    meta, arrays = _intent_profile(prep)
     return write_bundle(out, model_name="guanxi", config=config.to_dict(), idmap=prep.idmap, vectors=vectors,
                         items=prep.data.items_frame(), circles=circles_table(prep.data.user_ids, prep.circles),
                         history=history,
                         popularity=prep.popularity.numpy(), metrics={"recall_at_20": 0.0},
-                        history_types=bits)
+                        history_types=bits, extra_meta={"intent": meta}, intent=arrays)
+
+
+def _intent_profile(prep) -> tuple[dict, dict]:
+    """An intent profile as training writes one (training/intent_fit.py), with fixed weights instead
+    of validation's: long-term mixes and decayed sums from train + valid."""
+    import numpy as np
+
+    from guanxi.features.coded import CodedEvents
+    from guanxi.features.intent import IntentTable, counts_toward_mix
+    from guanxi.features.intent_profile import decayed_sums, long_term_mix
+
+    table = IntentTable.load()
+    known = CodedEvents.concat([prep.data.train, prep.data.valid])
+    known = known.take(counts_toward_mix(known.type))
+    intent = table.of_events(known.type, prep.data.item_kind[known.item], prep.data.commercial[known.item])
+    user, contact, strength, inner = prep.circles
+    mixes = long_term_mix(known.user, intent, prep.idmap.num_users,
+                          (user[inner], contact[inner], strength[inner].astype(np.float64)))
+    ref = float(np.nanmax(known.ts))
+    e, t = decayed_sums(known.user, intent, known.ts, ref, 3600 * 168.0, prep.idmap.num_users)
+    meta = {"claims": True, "reason": "hand-made", "half_life_hours": 168.0, "alpha": 3.0, "beta_auto": 1.0,
+            "beta_ask": 1.0, "eps": 0.05, "population": mixes.population, "reference_ts": ref,
+            "table": table.to_dict()}
+    arrays = {"mix": mixes.mix.astype(np.float32), "source": mixes.source, "economic": e.astype(np.float32),
+              "total": t.astype(np.float32)}
+    return meta, arrays

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
                 model: torch.nn.Module | None, items: pd.DataFrame, circles: pa.Table,
                 history: sp.csr_matrix, popularity: np.ndarray, metrics: dict,
-                history_types: np.ndarray | None = None, meta: dict | None = None) -> Path:
+                history_types: np.ndarray | None = None, meta: dict | None = None,
+                intent: dict[str, np.ndarray] | None = None) -> Path:
     """Write ``model``'s serving vectors (``GraphRecommender.serving_vectors``), its weights
     (``state_dict.pt``, for warm starts) and the rest of the bundle; ``history_types`` ``[nnz]``
     aligns with ``history.indices``; ``meta`` joins ``bundle.json``."""
@@ -40,7 +41,7 @@ def save_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
     out = write_bundle(out, model_name=model_name, config=config, idmap=idmap, vectors=vectors, items=items,
                        circles=circles, history=history, popularity=popularity, metrics=metrics,
                        support_weight=support_weight, history_types=history_types, support_ties=support_ties,
-                       extra_meta=meta)
+                       extra_meta=meta, intent=intent)
     if model is not None:
         torch.save(model.state_dict(), out / "state_dict.pt")
     return out

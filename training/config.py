@@ -60,6 +60,8 @@ class TrainConfig(FrozenConfig):
     support_scales: str = "1,2,4,8,16,32"
     support_kind_guard: float = 0.0
     listed_weights: str = "0,0.1,0.2,0.4,0.8,1.6,3.2"
+    intent: bool = True
+    intent_table: str = ""
 
     @property
     def support_scale_list(self) -> tuple[float, ...]:

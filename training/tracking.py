@@ -23,6 +23,8 @@ import pandas as pd  # noqa: E402
 from guanxi.features.circles import circles_table  # noqa: E402
 from guanxi.features.json_file import write_json  # noqa: E402
 from guanxi.training.bundle import known_history, save_bundle  # noqa: E402
+from guanxi.features.intent import IntentTable  # noqa: E402
+from guanxi.features.pathways import pathways, plot_pathways  # noqa: E402
 from guanxi.training.config import TrainConfig  # noqa: E402
 from guanxi.training.metrics import metric_keys  # noqa: E402
 from guanxi.registry import log_bundle_model, register_candidate  # noqa: E402
@@ -48,7 +50,33 @@ def flat_metrics(metrics: dict) -> dict[str, float]:
     if metrics.get("support", {}).get("weight") is not None:
         out["support_weight"] = metrics["support"]["weight"]
         out["support_scale"] = metrics["support"]["scale"]
+    intent = metrics.get("intent", {})
+    if intent.get("claims"):
+        out.update({f"intent_{k}": intent[k] for k in ("beta_auto", "beta_ask", "half_life_hours", "alpha")})
+        truth = intent.get("truth", {})
+        if truth:
+            out["intent_auc"] = truth["auc"]
+            for mode in ("any", "auto", "truth"):
+                for group, vals in truth[mode].items():
+                    out.update({f"intent_{mode}_{group}_{k}": vals[k] for k in ("recall_at_20", "ndcg_at_20")})
     return {k: float(v) for k, v in out.items() if v == v}  # drop NaN (empty groups)
+
+
+def plot_intent(truth: dict, path: Path) -> None:
+    """recall@20 ranking with intent = any, auto and truth, per true intent and overall."""
+    groups = [g for g in ("overall", "economic", "social") if g in truth["any"]]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.25
+    for j, (mode, color) in enumerate((("any", "#999999"), ("auto", "#4c72b0"), ("truth", "#dd8452"))):
+        values = [truth[mode][g]["recall_at_20"] for g in groups]
+        ax.bar(np.arange(len(groups)) + (j - 1) * width, values, width, color=color, label=f"intent = {mode}")
+    ax.set_xticks(np.arange(len(groups)), [f"{g} events" for g in groups])
+    ax.set_ylabel("recall@20")
+    ax.set_title(f"ranking by intent (inferred intent AUC {truth['auc']:.3f})", fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot_learning_curves(history: list[dict], path: Path) -> None:
@@ -93,11 +121,19 @@ def write_bundle(out: Path, result: TrainResult, config: TrainConfig,
     not recommend back), with the event types seen on each pair."""
     prep = result.prepared
     history, bits = known_history(prep, extra_events)
+    meta, arrays = dict(meta or {}), None
+    fit = result.intent
+    if fit is not None and fit.claims:
+        table = IntentTable.load(config.intent_table or None)
+        meta["intent"] = {**fit.record(), "reference_ts": fit.reference_ts, "table": table.to_dict()}
+        meta["intent"].pop("grid", None)
+        arrays = {"mix": fit.mix.astype(np.float32), "source": fit.source.astype(np.int8),
+                  "economic": fit.economic.astype(np.float32), "total": fit.total.astype(np.float32)}
     return save_bundle(out, model_name=config.model, config=config.to_dict(), idmap=prep.idmap,
                        model=result.model, items=prep.data.items_frame(),
                        circles=circles_table(prep.data.user_ids, prep.circles), history=history,
                        popularity=prep.popularity.numpy(), metrics=result.metrics, history_types=bits,
-                       meta=meta)
+                       meta=meta, intent=arrays)
 
 
 def log_training(result: TrainResult, config: TrainConfig, experiment: str,
@@ -132,7 +168,13 @@ def log_training(result: TrainResult, config: TrainConfig, experiment: str,
             if result.history:
                 plot_learning_curves(result.history, t / "learning_curves.png")
             plot_breakdowns(result.metrics, t / "breakdowns.png")
-            for name in ("metrics.json", "config.json", "learning_curves.png", "breakdowns.png"):
+            if result.metrics.get("intent", {}).get("truth"):
+                plot_intent(result.metrics["intent"]["truth"], t / "intent.png")
+            ways = pathways(prep.data, prep.circles, IntentTable.load(config.intent_table or None), max_events=2_000_000)
+            write_json(t / "pathways.json", ways.to_dict())
+            plot_pathways(ways, t / "pathways.png", prep.data.name)
+            for name in ("metrics.json", "config.json", "learning_curves.png", "breakdowns.png", "intent.png",
+                         "pathways.json", "pathways.png"):
                 if (t / name).is_file():
                     mlflow.log_artifact(str(t / name))
             bundle = write_bundle(t / "bundle", result, config, extra_events, meta)

@@ -35,6 +35,8 @@ from guanxi.training.model import GraphRecommender
 from guanxi.training.sampled import SampledTrainer
 from guanxi.training.social_gate import SocialGate
 from guanxi.training.support import SupportRows
+from guanxi.features.intent import IntentTable
+from guanxi.training.intent_fit import IntentFit, fit_intent, truth_report
 from guanxi.training.support_scale import tune_support
 
 logger = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ class TrainResult:
     epochs: int = 0
     train_seconds: float = 0.0
     stopped: str = "converged"
+    intent: "IntentFit | None" = None
 
     @property
     def seconds_to_best(self) -> float:
@@ -191,8 +194,13 @@ def make_scorers(model: GraphRecommender | None, prep: Prepared, social: bool
 def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool = True,
           on_epoch: Callable[[dict], None] | None = None,
           warm_start: Callable[[torch.nn.Module, IdMap], int] | None = None,
-          monitor: Callable[[ScoreFn, ScoreFn, Prepared], dict] | None = None) -> TrainResult:
+          monitor: Callable[[ScoreFn, ScoreFn, Prepared], dict] | None = None,
+          intent_truth: "pd.DataFrame | None" = None) -> TrainResult:
     """Train ``config.model`` on ``dataset`` and evaluate the best-validation checkpoint on test.
+
+    ``intent_truth`` (a world's ``user_id, item_id, intent`` per event), when given, joins the test
+    report: how the inferred intent and the intent-conditioned ranking do against the truth
+    (:func:`guanxi.training.intent_fit.intent_report`, under the metrics' ``intent.truth``).
 
     ``warm_start(model, idmap)``, when given, initialises the fresh model (e.g. from the champion's
     weights where ids persist) before the first step and returns how many rows it copied.
@@ -328,12 +336,20 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
     score, fallback = make_scorers(model, prep, social)
     choice = tune_support(model, score, fallback, select_task, scales, learnt_recall=learnt_recall,
                           guard=config.support_kind_guard)
+    intent = None
+    if config.intent:
+        intent = fit_intent(prep.data, prep.circles, IntentTable.load(config.intent_table or None), score, fallback,
+                            select_task)
     valid = evaluate_ranking(score, prep.valid_task, fallback, breakdowns=False)
     metrics = evaluate_ranking(score, prep.test_task, fallback, progress=progress)
     metrics["valid"] = valid
     if choice.weight is not None:
         metrics["support"] = {"ties": model.support_ties, **choice.record()}
-    return TrainResult(model, prep, metrics, history, best_epoch, epoch, train_seconds, stopped)
+    if intent is not None:
+        metrics["intent"] = intent.record()
+        if intent.claims and intent_truth is not None:
+            metrics["intent"]["truth"] = truth_report(intent, score, fallback, prep, intent_truth)
+    return TrainResult(model, prep, metrics, history, best_epoch, epoch, train_seconds, stopped, intent)
 
 
 def _train_item_model(prep: Prepared, config: TrainConfig, progress: bool) -> TrainResult:

@@ -1,7 +1,8 @@
-"""A slow or failing event log never stalls a worker: ``/recommend`` reads the store off the event
-loop within a timeout (503 after it, every other coroutine answered meanwhile), a failed impression
-prune never turns a computed slate into an error, and PostgreSQL statements are bounded by a
-statement timeout on connections with TCP keepalives."""
+"""A slow or failing event log never stalls a worker: ``/recommend`` reads a remote store through its
+asynchronous reader within a timeout (503 after it, every other coroutine answered meanwhile), a
+failed impression prune never turns a computed slate into an error, and PostgreSQL statements are
+bounded by a statement timeout on connections with TCP keepalives; a PostgreSQL server that stops
+answering (its processes paused) costs a request 503 within the timeout, never the worker."""
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,8 @@ from guanxi.serving.policy import PolicyConfig
 
 
 class SlowStore:
-    """The real store, with ``user_state`` taking ``delay`` seconds and the prune failing."""
+    """The real store behind a remote store's asynchronous reader that takes ``delay`` seconds to
+    answer, and whose prune fails."""
 
     def __init__(self, store, delay: float) -> None:
         self.store, self.delay = store, delay
@@ -26,13 +28,9 @@ class SlowStore:
     def __getattr__(self, name):
         return getattr(self.store, name)
 
-    def user_state(self, user_id, since_ts):
-        time.sleep(self.delay)
+    async def user_state_async(self, user_id, since_ts):
+        await asyncio.sleep(self.delay)
         return self.store.user_state(user_id, since_ts)
-
-    def settings(self, user_id):
-        time.sleep(self.delay)
-        return self.store.settings(user_id)
 
     def prune_impressions(self, before_ts):
         raise StoreUnavailable("disk I/O error")
@@ -101,3 +99,39 @@ def test_postgres_statements_are_bounded_and_connections_keep_alive(pg_cluster):
         assert store.settings("u1").commercial_opt_out is False       # the pool still serves
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_a_paused_postgres_is_a_503_in_time_and_the_loop_keeps_answering(registry, pg_cluster):
+    import psutil
+
+    store = open_event_store(pg_cluster.new_database(), busy_timeout_ms=1000, statement_timeout_ms=1000)
+    holder = ChampionHolder(str(registry["dir"] / "bundle-16"), poll_seconds=0)
+    api = RecommendationAPI(holder, store, PolicyConfig(recent_window_hours=0), poll_seconds=0, store_timeout_s=0.5)
+    assert json.loads(asyncio.run(api.recommend_async("u1", 5)))["items"]
+    postmaster = next(p for p in psutil.process_iter(["cmdline"])
+                      if f"-p {pg_cluster.port}" in " ".join(p.info["cmdline"] or []))
+    servers = [postmaster, *postmaster.children(recursive=True)]         # this cluster, every backend
+    lags: list[float] = []
+
+    async def liveness() -> None:
+        for _ in range(40):
+            start = time.perf_counter()
+            await asyncio.sleep(0.02)
+            lags.append(time.perf_counter() - start)
+
+    async def both():
+        start = time.perf_counter()
+        got = await asyncio.gather(api.recommend_async("u2", 5), liveness(), return_exceptions=True)
+        return got[0], time.perf_counter() - start
+
+    for proc in servers:
+        proc.suspend()
+    try:
+        outcome, seconds = asyncio.run(both())
+    finally:
+        for proc in servers:
+            proc.resume()
+    assert isinstance(outcome, StoreUnavailable) and seconds < 2.0
+    assert max(lags) < 0.25, max(lags)
+    store.close()
