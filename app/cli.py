@@ -23,8 +23,8 @@ def _cmd_world(args: argparse.Namespace) -> int:
     from guanxi.features.world_io import write_world_codes
 
     start = time.perf_counter()
-    config = WorldConfig(users=args.users, seed=args.seed, version=args.version,
-                         intent_episodes=not args.no_episodes)
+    config = WorldConfig(users=args.users, seed=args.seed, version=getattr(args, "version", 1),
+                         intent_episodes=not getattr(args, "no_episodes", False))
     print(f"generating {config.users:,} users (seed {config.seed}) ...", flush=True)
     codes = generate_codes(config)
     print(f"generated in {time.perf_counter() - start:.1f}s; writing {args.out}", flush=True)
@@ -140,9 +140,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from guanxi.training import distributed
 
     rank = int(os.environ.get("RANK", "0"))
-    from guanxi.features.world_intent import read_truth_intents
+    from guanxi.features.world_intent import read_intent_truth
 
-    truth = read_truth_intents(args.data) if Path(str(args.data)).is_dir() else None
+    truth = read_intent_truth(args.data) if Path(str(args.data)).is_dir() else None
     result = train(dataset, config, progress=not args.no_progress and rank == 0, intent_truth=truth)
     ctx = distributed.current()
     if not ctx.is_main:                       # under torchrun only rank 0 reports, logs and writes

@@ -7,12 +7,13 @@ have now, read from what they just did (docs/data.md, "Intent").
   strength) when the circle holds at least ``MIN_EVENTS`` interactions, else the population's.
   Source: ``history`` when the user has ``MIN_EVENTS`` interactions of their own, else ``circle``
   or ``population``, whichever prior was used.
-- **Current intent** ``q`` (:func:`current_intent`): the same share over recent interactions, each
-  weighted ``0.5 ** (age / half_life)``, with ``alpha`` pseudo-events of the long-term mix:
-  ``q = (sum w * economic + alpha * pi) / (sum w + alpha)``. The decayed sums are kept at a
-  reference time (a version's last training event) and decay on from there, so a served version
-  adds the events acknowledged since without keeping any event list. ``half_life`` and ``alpha``
-  are chosen on validation (the log-loss of the validation events' intents).
+- **Current intent** ``p`` (:func:`state_probability`): the probability that the person is in an
+  economic stretch now, a logistic model over :func:`intent_features`: the long-term mix, and the
+  economic share and volume of their interactions each weighted ``0.5 ** (age / half_life)`` for
+  several half-lives (:data:`HALF_LIVES_H`). The decayed sums are kept at a reference time (a
+  version's last training event) and decay on from there, so a served version adds the events
+  acknowledged since without keeping any event list. The model's weights are fitted on validation
+  (:mod:`guanxi.training.intent_fit`).
 
 Probabilities are kept within ``[CLAMP, 1 - CLAMP]``, so no intent is ever ruled out.
 """
@@ -26,6 +27,8 @@ MIN_EVENTS = 5
 PSEUDO_EVENTS = 5.0
 CLAMP = 0.01
 SOURCES = ("history", "circle", "population", "recent")
+HALF_LIVES_H = (6.0, 24.0, 72.0, 168.0, 504.0)
+EPS = 0.05         # an intent asked for (or known) is 95 % sure, never certain
 
 
 @dataclass(frozen=True)
@@ -76,16 +79,37 @@ def decayed_sums(user: np.ndarray, intent: np.ndarray, ts: np.ndarray, at: float
             np.bincount(user[ok], weights=w, minlength=num_users))
 
 
-def current_intent(mix: np.ndarray, economic: np.ndarray, total: np.ndarray, alpha: float) -> np.ndarray:
-    """``q [U]``: the current economic probability from decayed sums and the long-term mix."""
-    q = (economic + alpha * mix) / (total + alpha)
-    return np.clip(q, CLAMP, 1 - CLAMP)
+def decayed_stack(user: np.ndarray, intent: np.ndarray, ts: np.ndarray, at: float, num_users: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(economic [U, H], total [U, H])``: :func:`decayed_sums` for every half-life of
+    :data:`HALF_LIVES_H`."""
+    pairs = [decayed_sums(user, intent, ts, at, 3600 * h, num_users) for h in HALF_LIVES_H]
+    return np.stack([e for e, _ in pairs], axis=1), np.stack([t for _, t in pairs], axis=1)
 
 
-def log_loss(q: np.ndarray, observed: np.ndarray) -> float:
-    """Mean negative log-likelihood of observed intents (0/1) under probabilities ``q``."""
-    q = np.clip(q, CLAMP, 1 - CLAMP)
-    return float(-np.mean(np.where(observed > 0, np.log(q), np.log(1 - q)))) if len(q) else float("nan")
+def decay_to(economic: np.ndarray, total: np.ndarray, age_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Decayed sums ``[.., H]`` kept at one time, decayed on by ``age_s`` seconds."""
+    d = np.power(0.5, max(age_s, 0.0) / (3600 * np.asarray(HALF_LIVES_H)))
+    return economic * d, total * d
+
+
+def intent_features(mix: np.ndarray, economic: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """``[U, 1 + 2H]``: logit of the long-term mix, then per half-life the smoothed economic share
+    of the decayed interactions and their decayed volume (log1p)."""
+    m = np.clip(mix, CLAMP, 1 - CLAMP)
+    share = (economic + 0.5) / (total + 1.0)
+    return np.column_stack([np.log(m / (1 - m)), share, np.log1p(total)])
+
+
+def state_probability(features: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
+    """``[U]`` the probability of an economic stretch now, from :func:`intent_features`."""
+    return 1.0 / (1.0 + np.exp(-(features @ np.asarray(coef) + intercept)))
+
+
+def asked(p: np.ndarray, eps: float = EPS) -> np.ndarray:
+    """The economic probability a ranking follows when the person is economic with probability
+    ``p``: ``1 - eps`` when sure, ``eps`` when sure they are not."""
+    return eps + (1 - 2 * eps) * np.asarray(p)
 
 
 def ranking_shift(q: np.ndarray, mix: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:

@@ -118,6 +118,8 @@ class WorldCodes:
             ``via`` the contact copied or -1).
         event_intent: ``[E]`` each event's true intent (0 social, 1 economic), version 2 only.
         econ_propensity: ``[U]`` each user's long-term economic propensity, version 2 only.
+        episode_start, episode_intent: ``[U, K]`` each user's intent episodes (start day, intent),
+            version 2 with episodes only.
     """
 
     config: WorldConfig
@@ -150,6 +152,8 @@ class WorldCodes:
     event_via: np.ndarray
     event_intent: np.ndarray | None = None
     econ_propensity: np.ndarray | None = None
+    episode_start: np.ndarray | None = None
+    episode_intent: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -235,7 +239,8 @@ def generate_codes(config: WorldConfig) -> WorldCodes:
         item_pop, join_round, activity, interests, u, v, strength, group, *pair,
         ev_user[order], ev_item[order], types[order], ts[order], value[order], ev_round[order],
         cause[order], via[order], None if intent is None else intent[order],
-        None if plan is None else plan.propensity)
+        None if plan is None else plan.propensity, None if plan is None else plan.starts,
+        None if plan is None else plan.states)
 
 
 def generate_world(config: WorldConfig) -> World:

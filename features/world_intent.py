@@ -63,17 +63,45 @@ def plan_intent(config, rng: np.random.Generator, membership: list[np.ndarray]) 
     return IntentPlan(propensity, True, starts, states)
 
 
-def read_truth_intents(root) -> "pd.DataFrame | None":
-    """A version 2 world's per-event true intents (``user_id``, ``item_id``, ``intent`` 0 social /
-    1 economic), or None when the folder is not such a world."""
+@dataclass(frozen=True)
+class IntentTruth:
+    """What a version 2 world knows of intent: each event's (``events``: ``user_id, item_id, intent``
+    0/1), each user's episodes (``episodes``: ``user_id, start_ts, intent``; None with episodes off)
+    and propensity (``propensity``: ``user_id, econ_propensity``)."""
+
+    events: "pd.DataFrame"
+    episodes: "pd.DataFrame | None"
+    propensity: "pd.DataFrame"
+
+    def state_at(self, at: float) -> "pd.DataFrame | None":
+        """Each user's true episode at time ``at`` (``user_id, intent``), None without episodes."""
+        import pandas as pd
+
+        if self.episodes is None:
+            return None
+        ep = self.episodes[self.episodes["start_ts"] <= at].sort_values(["user_id", "start_ts"])
+        last = ep.groupby("user_id", sort=False).tail(1)
+        return pd.DataFrame({"user_id": last["user_id"].astype(str).to_numpy(),
+                             "intent": last["intent"].to_numpy()})
+
+
+def read_intent_truth(root) -> IntentTruth | None:
+    """A version 2 world's intent truth, or None when the folder is not such a world."""
     from pathlib import Path
 
     import pandas as pd
     import pyarrow.parquet as pq
 
-    path = Path(root) / "truth" / "events.parquet"
+    truth = Path(root) / "truth"
+    path = truth / "events.parquet"
     if not path.is_file() or "intent" not in pq.read_schema(path).names:
         return None
-    frame = pd.read_parquet(path, columns=["user_id", "item_id", "intent"])
-    frame["intent"] = (frame["intent"].astype(str) == "economic").astype(np.int8)
-    return frame
+    code = lambda col: (col.astype(str) == "economic").astype(np.int8)  # noqa: E731
+    events = pd.read_parquet(path, columns=["user_id", "item_id", "intent"])
+    events["intent"] = code(events["intent"])
+    episodes = None
+    if (truth / "episodes.parquet").is_file():
+        episodes = pd.read_parquet(truth / "episodes.parquet")
+        episodes["intent"] = code(episodes["intent"])
+    propensity = pd.read_parquet(truth / "users.parquet", columns=["user_id", "econ_propensity"])
+    return IntentTruth(events, episodes, propensity)

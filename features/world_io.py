@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from guanxi.features.schema import ITEM_EVENT_TYPES, ITEM_KINDS, PAIR_EVENT_TYPES, make_events, make_items
 from guanxi.features.schema import Dataset
 from guanxi.features.tsv import AtomicDir
-from guanxi.features.world import GROUPS, World, WorldCodes
+from guanxi.features.world import GROUPS, T0, World, WorldCodes
 
 BLOCK_ROWS = 1_000_000
 _CAUSES = np.array(["interest", "social"], dtype=object)
@@ -168,6 +168,13 @@ def _write_truth(codes: WorldCodes, folder: Path, users: pa.Array, items: pa.Arr
         return cols
 
     _write_blocks(folder / "events.parquet", _blocks(len(codes.event_user), truth_events))
+    if codes.episode_start is not None:           # each user's intent episodes: start time and intent
+        k = codes.episode_start.shape[1]
+        start = (codes.episode_start.ravel() * 86_400).astype(np.int64) + T0
+        owner = np.repeat(np.arange(n), k)
+        _write_blocks(folder / "episodes.parquet", _blocks(len(start), lambda s: {
+            "user_id": _take(users, owner[s]), "start_ts": pa.array(start[s]),
+            "intent": _take(intents, codes.episode_intent.ravel()[s])}))
 
 
 def _take(values: pa.Array, codes: np.ndarray) -> pa.Array:

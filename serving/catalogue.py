@@ -52,10 +52,11 @@ class Catalogue:
                           if len(p) and p[-1] - p[0] + 1 == len(p)}
 
     def candidates(self, scored: Scored, n_per_kind: int, kinds: list[str] | None = None,
-                   exclude: np.ndarray | None = None, retrieved_kinds: frozenset[str] = frozenset()) -> np.ndarray:
+                   exclude: np.ndarray | None = None, retrieved_kinds: frozenset[str] = frozenset(),
+                   allowed: np.ndarray | None = None) -> np.ndarray:
         """Item indices: the top ``n_per_kind`` of each requested kind (each kind once) by score,
         consumed (and ``exclude``) items left out, without a full sort. For ``retrieved_kinds`` only
-        ``scored.scored_items`` carry a score."""
+        ``scored.scored_items`` carry a score. ``allowed``: ``[I]`` bool, only these items."""
         scores = scored.scores                       # fresh per request: masked in place
         scores[scored.consumed] = -np.inf
         if exclude is not None and len(exclude):
@@ -71,6 +72,11 @@ class Catalogue:
             else:
                 span = self.kind_span.get(kind)
                 s = scores[span[0]:span[1]] if span is not None else scores[pool]   # a view when contiguous
+            if allowed is not None:
+                keep = allowed[pool]
+                pool, s = pool[keep], s[keep]
+                if not len(pool):
+                    continue
             top = top_n(s, min(n_per_kind, len(pool)))
             out.append(pool[top[np.isfinite(s[top])]])
         return np.concatenate(out) if out else np.zeros(0, np.int64)

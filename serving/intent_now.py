@@ -2,15 +2,16 @@
 
 A served version's intent profile (the bundle's ``intent.npz`` and ``bundle.json``'s ``intent``,
 fitted on validation: :mod:`guanxi.training.intent_fit`) gives each user a long-term economic
-share and decayed sums of their events up to the version's last training event. At request time
-the sums decay on to now and take the user's own recent events from the recent view (an event
-acknowledged seconds ago counts; nothing is retrained):
-``q = (sum w * economic + alpha * mix) / (sum w + alpha)``, ``w = 0.5 ** (age / half_life)``
-(:func:`guanxi.features.intent_profile.current_intent`). The source says what decided it:
-``recent`` (events since training), else the profile's ``history``, ``circle`` or ``population``.
+share and decayed sums of their interactions (several half-lives) up to the version's last
+training event. At request time the sums decay on to now and take the user's own recent events
+from the recent view (an event acknowledged seconds ago counts; nothing is retrained), and the
+version's logistic model turns them into ``p``, the probability that the person is in an economic
+stretch now (:func:`guanxi.features.intent_profile.state_probability`). The source says what
+decided it: ``recent`` (events since training), else the profile's ``history``, ``circle`` or
+``population``.
 
-``intent`` of a request: ``auto`` adds to each candidate's score ``beta_auto * log(q_c / mix_c)``
-for its item's intent ``c`` (economic when the item is commercial); ``social`` / ``economic`` ask
+``intent`` of a request: ``auto`` adds to each candidate's score ``beta * log(q_c / mix_c)``
+for its item's intent ``c`` (economic when the item is commercial), ``q = eps + (1 - 2 eps) p``; ``social`` / ``economic`` ask
 for that intent: its eligible items come first, the best others fill the slate (``filled`` counts
 them); ``any`` is the model's own ranking. A version that makes no intent claim (its data had one
 intent, or no times) ranks every request as ``any`` and says so.
@@ -23,7 +24,9 @@ import numpy as np
 
 from guanxi.bundle import Bundle
 from guanxi.features.intent import INTENTS, IntentTable, counts_toward_mix
-from guanxi.features.intent_profile import SOURCES, current_intent, ranking_shift
+from guanxi.features.intent_profile import asked as asked_q
+from guanxi.features.intent_profile import (HALF_LIVES_H, SOURCES, decay_to, intent_features,
+                                            ranking_shift, state_probability)
 
 ASKED = ("auto", "social", "economic", "any")
 
@@ -61,14 +64,14 @@ class IntentModel:
         if not self.claims:
             return
         self.table = IntentTable(meta["table"], "the bundle's intent table")
-        self.half_life_s = 3600.0 * float(meta["half_life_hours"])
-        self.alpha = float(meta["alpha"])
-        self.beta_auto, self.beta_ask, self.eps = float(meta["beta_auto"]), float(meta["beta_ask"]), float(meta["eps"])
+        self.coef, self.intercept = np.asarray(meta["coef"], np.float64), float(meta["intercept"])
+        self.beta, self.eps = float(meta["beta"]), float(meta["eps"])
         self.reference_ts = float(meta["reference_ts"])
         self.population = float(meta.get("population", 0.5))
         arrays = bundle.intent or {}
         self.mix, self.source = arrays["mix"].astype(np.float64), arrays["source"]
         self.economic, self.total = arrays["economic"].astype(np.float64), arrays["total"].astype(np.float64)
+        self.half_lives_s = 3600.0 * np.asarray(HALF_LIVES_H)
 
     def use(self, u: int, asked: str, now: float, own=None) -> IntentUse:
         """The intent of one request by user index ``u`` (-1: unknown to the version) asking for
@@ -79,21 +82,24 @@ class IntentModel:
             return IntentUse(None, None, "any")
         mix = self.mix[u] if u >= 0 else self.population
         source = SOURCES[int(self.source[u])] if u >= 0 else "population"
-        d = 0.5 ** (max(now - self.reference_ts, 0.0) / self.half_life_s)
-        econ, total = (self.economic[u] * d, self.total[u] * d) if u >= 0 else (0.0, 0.0)
+        if u >= 0:
+            econ, total = decay_to(self.economic[u], self.total[u], now - self.reference_ts)
+        else:
+            econ, total = np.zeros(len(HALF_LIVES_H)), np.zeros(len(HALF_LIVES_H))
         if own is not None and len(own.items):
             keep = counts_toward_mix(own.types)
             if keep.any():
                 items = own.items[keep]
-                w = np.power(0.5, np.maximum(now - own.ts[keep], 0.0) / self.half_life_s)
+                w = np.power(0.5, np.maximum(now - own.ts[keep], 0.0)[:, None] / self.half_lives_s[None, :])
                 intents = self.table.of_events(own.types[keep], self.kind_code[items], self.commercial[items])
-                econ, total = econ + float(w @ intents), total + float(w.sum())
+                econ, total = econ + intents @ w, total + w.sum(axis=0)
                 source = "recent"
-        q = float(current_intent(np.array([mix]), np.array([econ]), np.array([total]), self.alpha)[0])
+        features = intent_features(np.array([mix]), econ[None, :], total[None, :])
+        p = float(state_probability(features, self.coef, self.intercept)[0])
         if asked != "auto":
-            return IntentUse(q, source, asked)
-        up_e, up_s = ranking_shift(np.array([q]), np.array([mix]), self.beta_auto)
-        return IntentUse(q, source, "auto", (float(up_e[0]), float(up_s[0])))
+            return IntentUse(p, source, asked)
+        up_e, up_s = ranking_shift(np.array([asked_q(p, self.eps)]), np.array([mix]), self.beta)
+        return IntentUse(p, source, "auto", (float(up_e[0]), float(up_s[0])))
 
     def shift(self, use: IntentUse, items: np.ndarray) -> np.ndarray:
         """``[N]`` the score shift of ``items``."""

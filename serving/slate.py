@@ -126,21 +126,32 @@ class SlateMaker:
         exclude = np.concatenate([muted, muted_owned, capped, recent_consumed, hidden, removed])
         state = UserState(consumed=np.concatenate([scored.consumed, recent_consumed]), muted=muted,
                           commercial_opt_out=commercial_opt_out, hidden=hidden, fatigued=fatigued)
+        # An intent asked for: its items are drawn down their own ranking (a candidate table holds
+        # the best of each kind, not of each intent, so it is not read), and the cut goes deeper
+        # until k of them are in the slate or none is left.
+        wanted = None
+        if intent is not None and intent.used in ("social", "economic"):
+            wanted = self.intent.item_economic == (intent.used == "economic")
+            if scored.table:
+                scored = self.score_many([user_id], table=False)[0]
         n, size = policy.candidates_per_kind(k), -1
         while True:
             if scored.table and not all(row_suffices(row, exclude, scored.c_items, n)
                                         for kind, row in scored.table.items() if kinds is None or kind in kinds):
                 scored = self.score_many([user_id], table=False)[0]  # the table row is too short
-            cand = self._with_recent(scored, self.candidates(scored, n, kinds, exclude=exclude), kinds)
+            cand = self.candidates(scored, n, kinds, exclude=exclude)
+            if wanted is not None:
+                cand = distinct(np.concatenate([cand, self.catalogue.candidates(
+                    scored, n, kinds, exclude, frozenset(self.ann), allowed=wanted)]))
+            cand = self._with_recent(scored, cand, kinds)
             shown = self._lookup(shown_idx, shown_n, cand).astype(np.int64)
             cands = self.describe(scored, cand, shown, policy, sought)
-            prefer = None
-            if intent is not None and intent.used in ("social", "economic"):
-                prefer = self.intent.item_economic[cands.item_idx] == (intent.used == "economic")
-            elif intent is not None and intent.shift != (0.0, 0.0):
+            prefer = None if wanted is None else wanted[cands.item_idx]
+            if intent is not None and wanted is None and intent.shift != (0.0, 0.0):
                 cands = replace(cands, score=cands.score + self.intent.shift(intent, cands.item_idx))
             slate = apply_policy(cands, state, policy, k, scored.fallback, prefer)
-            if len(slate) >= k or len(cand) <= size:     # full, or nothing further down the catalogue
+            enough = len(slate) >= k and (wanted is None or all(wanted[s.item_idx] for s in slate))
+            if enough or len(cand) <= size:     # full, or nothing further down the catalogue
                 return scored.fallback, slate, cands, state
             n, size = n * 4, len(cand)
 

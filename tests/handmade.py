@@ -51,7 +51,7 @@ def _intent_profile(prep) -> tuple[dict, dict]:
 
     from guanxi.features.coded import CodedEvents
     from guanxi.features.intent import IntentTable, counts_toward_mix
-    from guanxi.features.intent_profile import decayed_sums, long_term_mix
+    from guanxi.features.intent_profile import HALF_LIVES_H, decayed_stack, long_term_mix
 
     table = IntentTable.load()
     known = CodedEvents.concat([prep.data.train, prep.data.valid])
@@ -61,9 +61,11 @@ def _intent_profile(prep) -> tuple[dict, dict]:
     mixes = long_term_mix(known.user, intent, prep.idmap.num_users,
                           (user[inner], contact[inner], strength[inner].astype(np.float64)))
     ref = float(np.nanmax(known.ts))
-    e, t = decayed_sums(known.user, intent, known.ts, ref, 3600 * 168.0, prep.idmap.num_users)
-    meta = {"claims": True, "reason": "hand-made", "half_life_hours": 168.0, "alpha": 3.0, "beta_auto": 1.0,
-            "beta_ask": 1.0, "eps": 0.05, "population": mixes.population, "reference_ts": ref,
+    e, t = decayed_stack(known.user, intent, known.ts, ref, prep.idmap.num_users)
+    # weights that read the week's share against the long-term mix, as a validation fit does
+    coef = [0.5] + [0.0, 0.0, 2.0, 1.5, 0.0] + [0.0] * len(HALF_LIVES_H)
+    meta = {"claims": True, "reason": "hand-made", "coef": coef, "intercept": -1.5, "beta": 1.0, "eps": 0.05,
+            "population": mixes.population, "reference_ts": ref,
             "table": table.to_dict()}
     arrays = {"mix": mixes.mix.astype(np.float32), "source": mixes.source, "economic": e.astype(np.float32),
               "total": t.astype(np.float32)}

@@ -1,18 +1,24 @@
-"""Intent after training: each user's profile, the current-intent estimator and the ranking's intent
-weight, all chosen on validation; and, where a world knows every event's true intent, how well
-the inference and the conditioned ranking do against it (docs/model.md, "Intent").
+"""Intent after training: each user's profile, the current-intent model and the ranking's intent
+weight, all chosen on validation; and, where a world knows the truth, how well the inference and
+the conditioned ranking do against it (docs/model.md, "Intent").
+
+The current-intent model is a logistic regression over
+:func:`guanxi.features.intent_profile.intent_features` at a point in time, fitted on validation:
+the features at the start of the validation period (from training events), the target the
+intent of each user's first validation interactions (observed through the intent table: no truth
+is needed). Its output ``p`` is the probability that the person is in an economic stretch now.
 
 The ranking conditioned on intent adds ``beta * log(q_c / pi_c)`` to the score of every item of
-intent ``c`` (:func:`guanxi.features.intent_profile.ranking_shift`): nothing when the person's
-intent now (``q``) is their long-term mix (``pi``), a lift for the intent they lean to now. ``any``
-is the model's own ranking (no shift); ``auto`` uses ``q`` inferred from the latest events with
-``beta_auto``; asking for ``social`` or ``economic`` (or, offline, the true intent) sets ``q`` to
-``1 - EPS`` for that intent, with ``beta_ask``. All is chosen on validation: the estimator's
-``half_life`` and ``alpha`` minimise the log-loss of the validation events' intents (observed
-through the intent table); ``beta_ask`` maximises recall@20 of each validation pair ranked with its
-own observed intent asked for, ``beta_auto`` the recall@20 of ``auto`` (0 is on both grids: no
-gain, no lift). Data whose events all carry one intent (most public sets) get no fit and make no
-intent claim.
+intent ``c`` (:func:`guanxi.features.intent_profile.ranking_shift`), with
+``q = eps + (1 - 2 eps) p`` (:func:`guanxi.features.intent_profile.asked`): nothing when the model
+is unsure, a lift for the intent it sees. ``any`` is the model's own ranking; ``auto`` uses ``p``.
+``beta`` maximises ``auto``'s validation recall@20 (0, no lift, is on the grid). Data whose events
+all carry one intent (most public sets) get no fit and make no intent claim.
+
+Against a world's truth, ``truth`` is the same ranking with ``p`` set to what the world knows at
+request time (the start of the test period): 1 for a user in an economic episode then, 0 in a
+social one (with episodes off, the user's true propensity). ``auto`` against ``truth`` thus measures
+the inference alone; both are judged on every test event, grouped by its true intent.
 """
 from __future__ import annotations
 
@@ -24,29 +30,27 @@ import torch
 
 from guanxi.features.coded import CodedEvents
 from guanxi.features.intent import IntentTable, counts_toward_mix, item_intent
-from guanxi.features.intent_profile import (SOURCES, auc, current_intent, decayed_sums, log_loss,
-                                            long_term_mix, ranking_shift)
+from guanxi.features.intent_profile import (EPS, SOURCES, asked, auc, decay_to, decayed_stack, intent_features,
+                                            long_term_mix, ranking_shift, state_probability)
 from guanxi.training.evaluate import RankingTask, ScoreFn, evaluate_ranking
 
 logger = logging.getLogger(__name__)
 
-HALF_LIVES_H = (12.0, 48.0, 168.0, 504.0)
-ALPHAS = (1.0, 3.0, 10.0)
-BETAS = (0.0, 0.25, 0.5, 1.0, 2.0)
-EPS = 0.05          # an asked-for intent is 95 % sure, never certain
+BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+FIRST_EVENTS = 3        # the first validation interactions that label a user's intent at its start
 
 
 @dataclass(frozen=True)
 class IntentFit:
-    """The fitted intent model of one version (module doc). ``mix``, ``source``, ``economic`` and
-    ``total`` are ``[U]``: long-term mixes from train + valid, and the decayed sums at ``reference_ts``."""
+    """The fitted intent model of one version (module doc). ``mix`` and ``source`` are ``[U]``: the
+    long-term mixes from train + valid; ``economic`` and ``total`` ``[U, H]`` the decayed sums at
+    ``reference_ts`` (the last event known)."""
 
     claims: bool
     reason: str
-    half_life_hours: float = 168.0
-    alpha: float = 3.0
-    beta_auto: float = 0.0
-    beta_ask: float = 0.0
+    coef: tuple[float, ...] = ()
+    intercept: float = 0.0
+    beta: float = 0.0
     reference_ts: float = 0.0
     population: float = 0.0
     mix: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -57,16 +61,14 @@ class IntentFit:
 
     def record(self) -> dict:
         """The fit as the metrics JSON's ``intent`` entry (without the per-user arrays)."""
-        return {"claims": self.claims, "reason": self.reason, "half_life_hours": self.half_life_hours,
-                "alpha": self.alpha, "beta_auto": self.beta_auto, "beta_ask": self.beta_ask, "eps": EPS,
-                "population": self.population,
-                "grid": list(self.grid),
+        return {"claims": self.claims, "reason": self.reason, "coef": list(self.coef), "intercept": self.intercept,
+                "beta": self.beta, "eps": EPS, "population": self.population, "grid": list(self.grid),
                 "sources": {s: int((self.source == k).sum()) for k, s in enumerate(SOURCES)} if self.claims else {}}
 
     def current(self, at: float) -> np.ndarray:
-        """``q [U]`` at time ``at`` from the decayed sums alone (no event since the reference time)."""
-        d = 0.5 ** (max(at - self.reference_ts, 0.0) / (3600.0 * self.half_life_hours))
-        return current_intent(self.mix, self.economic * d, self.total * d, self.alpha)
+        """``p [U]`` at time ``at`` from the decayed sums alone (no event since the reference time)."""
+        e, t = decay_to(self.economic, self.total, at - self.reference_ts)
+        return state_probability(intent_features(self.mix, e, t), np.asarray(self.coef), self.intercept)
 
 
 def event_intents(events: CodedEvents, table: IntentTable, kind: np.ndarray, commercial: np.ndarray) -> np.ndarray:
@@ -101,7 +103,8 @@ def fit_intent(data, circles, table: IntentTable, score: ScoreFn, fallback: Scor
     t_int, v_int = event_intents(train, table, kind, commercial), event_intents(valid, table, kind, commercial)
     both = np.concatenate([t_int, v_int])
     if not len(both) or both.min() == both.max():
-        return IntentFit(False, f"every event carries one intent ({'none' if not len(both) else ('social', 'economic')[int(both[0])]})")
+        which = "none" if not len(both) else ("social", "economic")[int(both[0])]
+        return IntentFit(False, f"every event carries one intent ({which})")
     if not np.isfinite(train.ts).any() or not np.isfinite(valid.ts).any():
         return IntentFit(False, "events carry no times: no current intent to infer")
     inner = None
@@ -110,56 +113,48 @@ def fit_intent(data, circles, table: IntentTable, score: ScoreFn, fallback: Scor
         inner = (user[is_inner], contact[is_inner], strength[is_inner].astype(np.float64))
     at_valid = float(np.nanmin(valid.ts))
     pi = long_term_mix(train.user, t_int, n, inner).mix
-    rows, best = [], None
-    for h in HALF_LIVES_H:
-        e, t = decayed_sums(train.user, t_int, train.ts, at_valid, 3600 * h, n)
-        for a in ALPHAS:
-            loss = log_loss(current_intent(pi, e, t, a)[valid.user], v_int)
-            rows.append({"half_life_hours": h, "alpha": a, "valid_log_loss": round(loss, 5)})
-            if best is None or loss < best[0]:
-                best = (loss, h, a, current_intent(pi, e, t, a))
-    _, h, a, q_valid = best
+    e, t = decayed_stack(train.user, t_int, train.ts, at_valid, n)
+    x_valid = intent_features(pi, e, t)
+    coef, intercept = _fit_state(x_valid, valid, v_int, n)
+    p_valid = state_probability(x_valid, coef, intercept)
     econ_items = item_intent(commercial).astype(bool)
     pair_intent = _pair_intents(valid, v_int, valid_task)
-    auto_rows = [{"beta_auto": b, "valid_recall_at_20": round(conditioned(
-        score, fallback, valid_task, pair_intent, pi, q_valid, b, econ_items, "auto")["overall"]["recall_at_20"], 5)}
-        for b in BETAS]
-    ask_rows = [{"beta_ask": b, "valid_recall_at_20": round(conditioned(
-        score, fallback, valid_task, pair_intent, pi, q_valid, b, econ_items, "truth")["overall"]["recall_at_20"], 5)}
-        for b in BETAS]
-    for r in auto_rows + ask_rows:
-        logger.info("intent %s", r)
-    beta_auto = max(auto_rows, key=lambda r: (r["valid_recall_at_20"], -r["beta_auto"]))["beta_auto"]
-    beta_ask = max(ask_rows, key=lambda r: (r["valid_recall_at_20"], -r["beta_ask"]))["beta_ask"]
+    betas = []
+    for b in BETAS:
+        m = conditioned(score, fallback, valid_task, pair_intent, {"auto": ranking_shift(asked(p_valid), pi, b)},
+                        econ_items)["auto"]["overall"]
+        betas.append({"beta": b, "valid_recall_at_20": round(m["recall_at_20"], 5)})
+        logger.info("intent beta %g: validation recall@20 %.4f", b, m["recall_at_20"])
+    beta = max(betas, key=lambda r: (r["valid_recall_at_20"], -r["beta"]))["beta"]
     # The served profile: everything known before test (train + valid), decayed to its last event.
     known = CodedEvents.concat([train, valid])
     mixes = long_term_mix(known.user, both, n, inner)
     ref = float(np.nanmax(known.ts))
-    e, t = decayed_sums(known.user, both, known.ts, ref, 3600 * h, n)
-    return IntentFit(True, "events of both intents", h, a, beta_auto, beta_ask, ref, mixes.population,
-                     mixes.mix, mixes.source, e, t,
-                     tuple(rows + auto_rows + ask_rows))
+    e, t = decayed_stack(known.user, both, known.ts, ref, n)
+    return IntentFit(True, "events of both intents", tuple(float(c) for c in coef), float(intercept), beta, ref,
+                     mixes.population, mixes.mix, mixes.source, e, t, tuple(betas))
 
 
-def truth_report(fit: IntentFit, score: ScoreFn, fallback: ScoreFn, prep, truth) -> dict:
-    """:func:`intent_report` on ``prep``'s test task, each pair's true intent and time joined from
-    ``truth`` (``user_id, item_id, intent``) and the test events (pairs without truth are left out)."""
-    task, data, n_items = prep.test_task, prep.data, prep.idmap.num_items
-    u = prep.idmap.user_index(truth["user_id"].to_numpy())
-    i = prep.idmap.item_index(truth["item_id"].to_numpy())
-    ok = (u >= 0) & (i >= 0)
-    keys = u[ok].astype(np.int64) * n_items + i[ok]
-    order = np.argsort(keys, kind="stable")
-    keys, intents = keys[order], truth["intent"].to_numpy()[ok][order]
-    pairs = task.test_user.astype(np.int64) * n_items + task.test_item
-    at = np.minimum(np.searchsorted(keys, pairs), max(len(keys) - 1, 0))
-    known = (keys[at] == pairs) if len(keys) else np.zeros(len(pairs), bool)
-    ev_keys = data.test.user.astype(np.int64) * n_items + data.test.item
-    ev_order = np.argsort(ev_keys, kind="stable")
-    t_at = np.minimum(np.searchsorted(ev_keys[ev_order], pairs), max(len(ev_keys) - 1, 0))
-    ts = data.test.ts[ev_order][t_at] if len(ev_keys) else np.full(len(pairs), np.nan)
-    sub = replace(task, test_user=task.test_user[known], test_item=task.test_item[known], unranked=None)
-    return intent_report(fit, score, fallback, sub, intents[at][known], data.commercial.astype(bool), ts[known])
+def _fit_state(x: np.ndarray, valid: CodedEvents, intents: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """Logistic weights for the economic-stretch probability: each user with validation
+    interactions is one example, its target the economic share of their first ``FIRST_EVENTS``
+    (as two weighted rows)."""
+    from sklearn.linear_model import LogisticRegression
+
+    order = np.lexsort((np.nan_to_num(valid.ts, nan=np.inf), valid.user))
+    user, intent = valid.user[order], intents[order]
+    first = np.concatenate([[True], user[1:] != user[:-1]]) if len(user) else np.zeros(0, bool)
+    rank = np.arange(len(user)) - np.maximum.accumulate(np.where(first, np.arange(len(user)), 0))
+    keep = rank < FIRST_EVENTS
+    econ = np.bincount(user[keep], weights=intent[keep], minlength=n)
+    count = np.bincount(user[keep], minlength=n)
+    users = np.flatnonzero(count > 0)
+    share = (econ[users] / count[users] >= 0.5).astype(np.float64)     # the stretch the first events show
+    X = np.concatenate([x[users], x[users]])
+    y = np.concatenate([np.ones(len(users)), np.zeros(len(users))])
+    w = np.concatenate([share, 1 - share])
+    model = LogisticRegression(max_iter=2000).fit(X[w > 0], y[w > 0], sample_weight=w[w > 0])
+    return model.coef_[0], float(model.intercept_[0])
 
 
 def _pair_intents(events: CodedEvents, intents: np.ndarray, task: RankingTask) -> np.ndarray:
@@ -172,46 +167,70 @@ def _pair_intents(events: CodedEvents, intents: np.ndarray, task: RankingTask) -
     return np.isin(pairs, econ).astype(np.int8)
 
 
-def conditioned(score: ScoreFn, fallback: ScoreFn, task: RankingTask, pair_intent: np.ndarray, mix: np.ndarray,
-                q: np.ndarray, beta: float, economic_items: np.ndarray, mode: str) -> dict:
-    """recall@20 and ndcg@20 of ``task``'s pairs split by their intent (``pair_intent [P]``), each
-    group ranked with the shift ``mode`` gives: ``any`` none, ``auto`` from ``q``, ``truth`` the
-    group's own intent asked for. One evaluation unit per (user, intent); ``overall`` weighs the
-    groups by their units."""
-    asked = {"social": np.full(len(mix), EPS), "economic": np.full(len(mix), 1 - EPS)}
-    per: dict = {}
-    for k, c in enumerate(("social", "economic")):
-        sel = pair_intent == k
-        if not sel.any():
-            continue
-        sub = replace(task, test_user=task.test_user[sel], test_item=task.test_item[sel], unranked=None)
-        q_mode = {"any": mix, "auto": q, "truth": asked[c]}[mode]
-        shift = ranking_shift(q_mode, mix, 0.0 if mode == "any" else beta)
-        m = evaluate_ranking(shifted(score, shift, economic_items), sub, shifted(fallback, shift, economic_items),
-                             breakdowns=False)
-        per[c] = {"recall_at_20": m["recall_at_20"], "ndcg_at_20": m["ndcg_at_20"], "units": m["users"]}
-    units = sum(p["units"] for p in per.values())
-    overall = {key: sum(p[key] * p["units"] for p in per.values()) / max(units, 1)
-               for key in ("recall_at_20", "ndcg_at_20")}
-    return {"overall": {**overall, "units": units}, **per}
+def conditioned(score: ScoreFn, fallback: ScoreFn, task: RankingTask, pair_intent: np.ndarray,
+                shifts: dict[str, tuple[np.ndarray, np.ndarray]], economic_items: np.ndarray) -> dict:
+    """For each ranking (``shifts``: name -> per-user economic and social shifts ``[U]``),
+    recall@20 and ndcg@20 of ``task``'s pairs by intent (``pair_intent [P]``) and ``overall``:
+    one ranking per user, judged on each group of its pairs; ``overall`` weighs the groups by
+    their (user, intent) units."""
+    out: dict = {}
+    for name, shift in shifts.items():
+        per: dict = {}
+        for k, c in enumerate(("social", "economic")):
+            sel = pair_intent == k
+            if not sel.any():
+                continue
+            sub = replace(task, test_user=task.test_user[sel], test_item=task.test_item[sel], unranked=None)
+            m = evaluate_ranking(shifted(score, shift, economic_items), sub, shifted(fallback, shift, economic_items),
+                                 breakdowns=False)
+            per[c] = {"recall_at_20": m["recall_at_20"], "ndcg_at_20": m["ndcg_at_20"], "units": m["users"]}
+        units = sum(p["units"] for p in per.values())
+        overall = {key: sum(p[key] * p["units"] for p in per.values()) / max(units, 1)
+                   for key in ("recall_at_20", "ndcg_at_20")}
+        out[name] = {"overall": {**overall, "units": units}, **per}
+    return out
 
 
-def intent_report(fit: IntentFit, score: ScoreFn, fallback: ScoreFn, task: RankingTask, true_intent: np.ndarray,
-                  commercial: np.ndarray, test_ts: np.ndarray) -> dict:
-    """Against the truth (a world's per-event intents): the AUC of the inferred economic probability
-    for the true intent of each test pair, and recall@20 / ndcg@20 ranking with intent = truth,
-    ``auto`` and ``any``, overall and per true intent (:func:`conditioned`), and the gains.
+def truth_report(fit: IntentFit, score: ScoreFn, fallback: ScoreFn, prep, truth, table: IntentTable,
+                 state=None, propensity=None) -> dict:
+    """Against a world's truth, at the start of the test period: the AUC of the inferred economic
+    probability for each test user's true intent then, and recall@20 / ndcg@20 of the test pairs
+    (grouped by each event's true intent) ranked with ``any``, ``auto`` and ``truth`` (module doc).
 
     Args:
-        task: the test task; ``true_intent [P]`` aligned with its pairs; ``test_ts [P]`` their times.
+        truth: ``user_id, item_id, intent`` per event (the true intent of each).
+        state: ``user_id, intent`` each user's true episode at the start of test, or None
+            (episodes off: ``propensity``, ``user_id, econ_propensity``, gives ``truth``'s q).
     """
-    at = float(np.nanmin(test_ts)) if np.isfinite(test_ts).any() else fit.reference_ts
-    q = fit.current(at)
-    econ_items = item_intent(commercial).astype(bool)
-    out: dict = {"auc": auc(q[task.test_user], true_intent), "at": at, "pairs": int(len(true_intent)),
-                 "true_economic_share": float(np.mean(true_intent)) if len(true_intent) else float("nan")}
-    for mode, beta in (("any", 0.0), ("auto", fit.beta_auto), ("truth", fit.beta_ask)):
-        out[mode] = conditioned(score, fallback, task, true_intent, fit.mix, q, beta, econ_items, mode)
+    task, data, n_items = prep.test_task, prep.data, prep.idmap.num_items
+    at = float(np.nanmin(data.test.ts)) if np.isfinite(data.test.ts).any() else fit.reference_ts
+    pair_intent, known = _join_pairs(prep, truth)
+    sub = replace(task, test_user=task.test_user[known], test_item=task.test_item[known], unranked=None)
+    p = fit.current(at)
+    n = prep.idmap.num_users
+    out: dict = {"at": at, "pairs": int(known.sum()), "true_economic_share": float(pair_intent[known].mean())}
+    p_truth = p.copy()
+    if state is not None:
+        users = prep.idmap.user_index(state["user_id"].to_numpy())
+        is_econ = np.zeros(n, np.int8)
+        has = np.zeros(n, bool)
+        ok = users >= 0
+        is_econ[users[ok]], has[users[ok]] = state["intent"].to_numpy()[ok], True
+        p_truth[has] = is_econ[has]
+        tested = np.unique(sub.test_user)
+        tested = tested[has[tested]]
+        out["auc"] = auc(p[tested], is_econ[tested])
+        out["users_economic_now"] = float(is_econ[tested].mean()) if len(tested) else float("nan")
+    elif propensity is not None:
+        users = prep.idmap.user_index(propensity["user_id"].to_numpy())
+        ok = users >= 0
+        p_truth[users[ok]] = propensity["econ_propensity"].to_numpy()[ok]
+        out["auc"] = float("nan")                     # no episode to infer
+    econ_items = item_intent(data.commercial.astype(bool)).astype(bool)
+    zero = (np.zeros(n), np.zeros(n))
+    out.update(conditioned(score, fallback, sub, pair_intent[known],
+                           {"any": zero, "auto": ranking_shift(asked(p), fit.mix, fit.beta),
+                            "truth": ranking_shift(asked(p_truth), fit.mix, fit.beta)}, econ_items))
     out["gain"] = {}
     for c in ("overall", "economic", "social"):
         if c not in out["any"]:
@@ -222,3 +241,18 @@ def intent_report(fit: IntentFit, score: ScoreFn, fallback: ScoreFn, task: Ranki
                           "auto_over_any": (r["auto"] - r["any"]) / r["any"] if r["any"] else float("nan"),
                           "auto_recovers": (r["auto"] - r["any"]) / gain if gain > 0 else float("nan")}
     return out
+
+
+def _join_pairs(prep, truth) -> tuple[np.ndarray, np.ndarray]:
+    """``([P] true intent, [P] known)`` of the test task's pairs, from ``truth`` per event."""
+    task, n_items = prep.test_task, prep.idmap.num_items
+    u = prep.idmap.user_index(truth["user_id"].to_numpy())
+    i = prep.idmap.item_index(truth["item_id"].to_numpy())
+    ok = (u >= 0) & (i >= 0)
+    keys = u[ok].astype(np.int64) * n_items + i[ok]
+    order = np.argsort(keys, kind="stable")
+    keys, intents = keys[order], truth["intent"].to_numpy()[ok][order]
+    pairs = task.test_user.astype(np.int64) * n_items + task.test_item
+    at = np.minimum(np.searchsorted(keys, pairs), max(len(keys) - 1, 0))
+    known = (keys[at] == pairs) if len(keys) else np.zeros(len(pairs), bool)
+    return np.where(known, intents[at] if len(keys) else 0, 0).astype(np.int8), known

@@ -52,10 +52,10 @@ def flat_metrics(metrics: dict) -> dict[str, float]:
         out["support_scale"] = metrics["support"]["scale"]
     intent = metrics.get("intent", {})
     if intent.get("claims"):
-        out.update({f"intent_{k}": intent[k] for k in ("beta_auto", "beta_ask", "half_life_hours", "alpha")})
+        out["intent_beta"] = intent["beta"]
         truth = intent.get("truth", {})
         if truth:
-            out["intent_auc"] = truth["auc"]
+            out["intent_auc"] = truth.get("auc", float("nan"))
             for mode in ("any", "auto", "truth"):
                 for group, vals in truth[mode].items():
                     out.update({f"intent_{mode}_{group}_{k}": vals[k] for k in ("recall_at_20", "ndcg_at_20")})
@@ -72,7 +72,7 @@ def plot_intent(truth: dict, path: Path) -> None:
         ax.bar(np.arange(len(groups)) + (j - 1) * width, values, width, color=color, label=f"intent = {mode}")
     ax.set_xticks(np.arange(len(groups)), [f"{g} events" for g in groups])
     ax.set_ylabel("recall@20")
-    ax.set_title(f"ranking by intent (inferred intent AUC {truth['auc']:.3f})", fontsize=10)
+    ax.set_title(f"ranking by intent (inferred intent AUC {truth.get('auc', float('nan')):.3f})", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

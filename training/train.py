@@ -195,12 +195,12 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
           on_epoch: Callable[[dict], None] | None = None,
           warm_start: Callable[[torch.nn.Module, IdMap], int] | None = None,
           monitor: Callable[[ScoreFn, ScoreFn, Prepared], dict] | None = None,
-          intent_truth: "pd.DataFrame | None" = None) -> TrainResult:
+          intent_truth: "IntentTruth | None" = None) -> TrainResult:
     """Train ``config.model`` on ``dataset`` and evaluate the best-validation checkpoint on test.
 
-    ``intent_truth`` (a world's ``user_id, item_id, intent`` per event), when given, joins the test
-    report: how the inferred intent and the intent-conditioned ranking do against the truth
-    (:func:`guanxi.training.intent_fit.intent_report`, under the metrics' ``intent.truth``).
+    ``intent_truth`` (a version 2 world's, :class:`guanxi.features.world_intent.IntentTruth`), when
+    given, joins the test report: how the inferred intent and the intent-conditioned ranking do
+    against the truth (:func:`guanxi.training.intent_fit.truth_report`, the metrics' ``intent.truth``).
 
     ``warm_start(model, idmap)``, when given, initialises the fresh model (e.g. from the champion's
     weights where ids persist) before the first step and returns how many rows it copied.
@@ -348,7 +348,10 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
     if intent is not None:
         metrics["intent"] = intent.record()
         if intent.claims and intent_truth is not None:
-            metrics["intent"]["truth"] = truth_report(intent, score, fallback, prep, intent_truth)
+            at = float(np.nanmin(prep.data.test.ts)) if len(prep.data.test.ts) else intent.reference_ts
+            metrics["intent"]["truth"] = truth_report(
+                intent, score, fallback, prep, intent_truth.events, IntentTable.load(config.intent_table or None),
+                intent_truth.state_at(at), intent_truth.propensity)
     return TrainResult(model, prep, metrics, history, best_epoch, epoch, train_seconds, stopped, intent)
 
 

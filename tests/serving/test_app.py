@@ -25,13 +25,31 @@ def test_recommend_contract(client):
     r = client.post("/recommend", json={"user_id": "u1", "k": 7})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"user_id", "model_version", "fallback", "items"}
+    assert set(body) == {"user_id", "model_version", "fallback", "intent", "items"}
     assert body["user_id"] == "u1" and body["model_version"] == "1" and body["fallback"] is None
     assert 0 < len(body["items"]) <= 7
+    assert set(body["intent"]) == {"mix", "source", "used", "filled"} and body["intent"]["used"] == "auto"
+    assert body["intent"]["mix"]["social"] + body["intent"]["mix"]["economic"] == pytest.approx(1.0, abs=1e-3)
     for item in body["items"]:
-        assert set(item) == {"item_id", "kind", "score", "commercial", "reason"}
+        assert set(item) == {"item_id", "kind", "score", "commercial", "intent", "reason"}
+        assert item["intent"] == ("economic" if item["commercial"] else "social")
         assert item["reason"]["type"] in ("inner_circle", "self_sought", "similar_taste", "popular")
         assert isinstance(item["reason"]["contacts_engaged"], int)
+
+
+def test_intent_is_asked_for_and_an_unknown_one_is_a_400(client):
+    shares = {}
+    for asked in ("economic", "social"):
+        body = client.post("/recommend", json={"user_id": "u3", "k": 20, "intent": asked}).json()
+        assert body["intent"]["used"] == asked and len(body["items"]) == 20          # the feed never empties
+        shares[asked] = sum(i["intent"] == "economic" for i in body["items"])
+        for item in body["items"]:
+            assert not item["commercial"] or item["reason"]["type"] in ("inner_circle", "self_sought")
+        assert body["intent"]["filled"] == sum(i["intent"] != asked for i in body["items"])
+    assert shares["economic"] > shares["social"]
+    r = client.post("/recommend", json={"user_id": "u3", "intent": "shopping"})
+    assert r.status_code == 400 and r.json()["error"].startswith("intent:")
+    assert client.post("/recommend", json={"user_id": "u3", "intent": "any"}).json()["intent"]["used"] == "any"
 
 
 def test_recommend_defaults_to_20_and_filters_kinds(client):
@@ -213,3 +231,18 @@ def test_feedback_shapes_the_next_slate_within_a_refresh(client):
     time.sleep(2.6)
     after = [i["item_id"] for i in client.post("/recommend", json={"user_id": user, "k": 10}).json()["items"]]
     assert target not in after
+
+
+def test_an_all_merchant_slate_is_not_emptied_by_the_share_cap(client):
+    """Asking only for merchants returns the trusted-path merchants up to k (the share cap bounds
+    commerce in a mixed feed, not in a slate asked to be commercial)."""
+    for user in ("u1", "u2", "u3", "u4", "u5", "u6"):
+        mixed = client.post("/recommend", json={"user_id": user, "k": 40}).json()["items"]
+        trusted = [i for i in mixed if i["kind"] == "merchant"]
+        if not trusted:
+            continue
+        only = client.post("/recommend", json={"user_id": user, "k": 10, "kinds": ["merchant"]}).json()["items"]
+        assert only and all(i["kind"] == "merchant" for i in only)
+        assert all(i["reason"]["type"] in ("inner_circle", "self_sought") for i in only)
+        return
+    pytest.skip("no user with a trusted merchant in the hand-made world")

@@ -94,12 +94,13 @@ def _check(rec, user, k, kinds, muted, opt_out, shown, policy, fallback, slate, 
             assert shown.get(str(rec.item_ids[i]), 0) < policy.frequency_cap or not policy.frequency_cap
             if s.commercial:
                 owner = rec.owner_idx[i]
-                self_sought = i in sought or owner in sought or (
+                accounts = sought | {int(rec.owner_idx[j]) for j in sought if rec.owner_idx[j] >= 0}
+                self_sought = i in accounts or owner in accounts or (   # the item, its account, a sibling
                     rec.catalogue.category[i] >= 0 and rec.catalogue.category[i] in
                     {rec.catalogue.category[j] for j in sought})
                 assert inner_support >= policy.commercial_min_inner_support - 1e-9 or (
                     policy.allow_self_sought and self_sought), f"commercial {i} without a trusted path"
-    if policy.enabled:
+    if policy.enabled and list(dict.fromkeys(kinds or [])) != ["merchant"]:    # a slate asked to be commercial
         assert sum(s.commercial for s in slate) <= math.floor(policy.max_commercial_share * len(slate) + 1e-9)
     if user in ("a-new-user",):
         assert fallback == "popular"
