@@ -12,6 +12,10 @@ $(STAMP): pyproject.toml
 	# torch first and pinned, so nothing else can pull a CUDA build in its place.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	# The explorer's browser test drives the system's Chromium (Playwright's own download does not
+	# work offline); installed here where it is missing and apt-get may run, else that test skips.
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "no system Chromium: the explorer's browser test will skip (apt-get install chromium)"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -17,8 +17,8 @@ import tomllib
 from pathlib import Path
 
 ROOT_PACKAGE = "guanxi"
-# What a staged copy holds: code and the YAML defaults that ship beside it.
-SUFFIXES = (".py", ".yaml")
+# What a staged copy holds: code, and the YAML defaults and the page that ship beside it.
+SUFFIXES = (".py", ".yaml", ".html")
 
 
 def checkout_folders(root: str | Path) -> dict[str, Path]:

@@ -9,7 +9,8 @@ Files in a bundle directory:
                      counts, ``circles`` (each contact's circle weight x strength, the default) or
                      ``listed`` (every listed contact weighs 1); ``events_watermark_seq``: the
                      event-log ``seq`` up to which the bundle's history holds acknowledged
-                     feedback (0 or absent: none; serving's recent view keeps only later events)
+                     feedback (0 or absent: none; serving's recent view keeps only later events);
+                     ``written_at``: when the bundle was written (UTC, ISO 8601)
     idmap.json       user and item ids in index order
     user_emb.npy     ``[U, d']`` and ``item_emb.npy`` ``[I, d']`` float32 whose dot product is the
                      model's score (see ``GraphRecommender.serving_vectors``); absent for
@@ -29,6 +30,7 @@ Files in a bundle directory:
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +110,8 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
     np.save(out / "popularity.npy", popularity.astype(np.float32))
     if intent is not None:
         np.savez(out / "intent.npz", **{k: np.asarray(v) for k, v in intent.items()})
-    meta = {"format": BUNDLE_FORMAT, "model": model_name, "config": config,
+    written = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    meta = {"format": BUNDLE_FORMAT, "model": model_name, "config": config, "written_at": written,
             "servable": servable if servable is not None else vectors is not None or model_name == "popular",
             "num_users": idmap.num_users, "num_items": idmap.num_items, "dim": dim,
             "support_weight": float(support_weight), "support_ties": support_ties,

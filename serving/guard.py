@@ -13,6 +13,11 @@ module or of a built Bento), so the same rules hold on every launch path.
   ``X-Real-IP`` present: a proxy on this machine would make the world look local), gets 403 naming
   the setting, whatever host the server was bound to (a built Bento binds every interface by
   default). ``GUANXI_INSECURE=1`` (``guanxi serve --insecure``) is the explicit opt-out.
+- The explorer (``/explore`` and ``/admin/explain``) shows a person's contacts: it needs the admin
+  token whenever one is set; with no token at all it answers this machine only (loopback, no proxy),
+  and is off for everyone else. The page at ``/explore`` holds no data (everything personal comes
+  from ``/admin/explain``), so with an admin token set it is served to whoever may reach the service
+  and asks for the token; ``/admin/explain`` checks it.
 - Only HTTP is served: a WebSocket handshake is closed (1008), other scope types are dropped;
   ``lifespan`` passes through.
 - A request body, and any declared content type, must be ``application/json`` (415 otherwise: an
@@ -41,6 +46,7 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 logger = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/docs", "/"})
+EXPLORER_PATHS = ("/explore", "/admin/explain")
 OPEN_PREFIXES = ("/static_content/",)
 PROXY_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
 
@@ -162,16 +168,31 @@ class GuardMiddleware:
         self.in_flight += 1
         try:
             try:
-                check_exposure(scope, self.api_token, self.insecure)
-                admin = path.startswith("/admin/")
-                check_token(scope, self.admin_token if admin else self.api_token, path, required=admin)
-                body = await self._read_body(scope, receive)
+                if path.rstrip("/") in EXPLORER_PATHS:
+                    self._check_explorer(scope, path.rstrip("/"))
+                else:
+                    check_exposure(scope, self.api_token, self.insecure)
+                    admin = path.startswith("/admin/")
+                    check_token(scope, self.admin_token if admin else self.api_token, path, required=admin)
+                body = await self._read_body(scope, receive) if path.rstrip("/") != "/explore" else b""
             except Refused as refused:
                 await reply(send, refused.status, str(refused), refused.headers)
                 return
             await self.app(scope, _replay(body, receive), send)
         finally:
             self.in_flight -= 1
+
+    def _check_explorer(self, scope: Scope, path: str) -> None:
+        """The explorer's rule (module doc): the admin token when one is set; with no token at all,
+        loopback clients only; otherwise off."""
+        if self.admin_token is not None:
+            if path == "/admin/explain":
+                check_token(scope, self.admin_token, path, required=True)
+            return
+        if self.api_token is None and is_loopback_client(scope):
+            return
+        raise Refused(403, f"{path} shows people's contacts: it needs GUANXI_ADMIN_TOKEN on the server (and the "
+                           "token in the request), or a server without tokens reached from its own machine")
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         """The whole body (at most ``max_body`` bytes), checked for its content type."""

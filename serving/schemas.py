@@ -138,3 +138,58 @@ class Recommendation(BaseModel):
     intent: IntentBlock
     items: list[RecommendedItem]
 
+
+class ExplainRequest(RecommendRequest):
+    """``POST /admin/explain``: the same fields as ``/recommend``; nothing is logged or changed."""
+
+
+class Contact(BaseModel):
+    user_id: str
+    strength: float
+
+
+class Circles(BaseModel):
+    inner: list[Contact]
+    outer: list[Contact]
+    counts: dict[str, int]
+
+
+class ExplainedItem(BaseModel):
+    rank: int
+    item_id: str
+    kind: Kind
+    score: float
+    commercial: bool
+    intent: Intent
+    reason: Reason
+    contacts: list[str] = Field(description="the person's contacts who engaged with the item (nobody else)")
+
+
+class HeldItem(BaseModel):
+    item_id: str
+    kind: Kind
+    score: float
+    commercial: bool
+    reason: Literal["kind filter", "muted", "opt-out", "hidden", "consumed recently", "frequency cap",
+                    "no trusted path", "share cap"]
+
+
+class HeldBack(BaseModel):
+    counts: dict[str, int]
+    items: list[HeldItem]
+
+
+class Explanation(BaseModel):
+    """The explorer's view of one request (serving/explain.py)."""
+
+    user_id: str
+    known: bool
+    model_version: str
+    trained_at: Optional[str]
+    fallback: Optional[Literal["circle", "popular"]]
+    circles: Circles
+    intent: IntentBlock
+    settings: dict
+    slate: list[ExplainedItem]
+    held_back: HeldBack
+

@@ -20,8 +20,8 @@ from guanxi.serving.errors import FieldErrorMiddleware
 from guanxi.serving.events import SettingsError, StoreUnavailable
 from guanxi.serving.gc_settings import settle_after_startup
 from guanxi.serving.guard import GuardMiddleware
-from guanxi.serving.schemas import (FeedbackEvent, FeedbackRequest, Recommendation, RecommendRequest,
-                             SettingsRequest)
+from guanxi.serving.schemas import (ExplainRequest, Explanation, FeedbackEvent, FeedbackRequest, Recommendation,
+                                    RecommendRequest, SettingsRequest)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,28 @@ class FeedbackInput(bentoml.IODescriptor, FeedbackRequest):
 
 class SettingsInput(bentoml.IODescriptor, SettingsRequest):
     pass
+
+
+class ExplainInput(bentoml.IODescriptor, ExplainRequest):
+    pass
+
+
+async def _explorer_page(scope, receive, send) -> None:
+    """``GET /explore``: the explorer's page (serving/explorer.html), read from the package."""
+    from pathlib import Path
+
+    if scope["type"] != "http":
+        return
+    if scope.get("method") not in ("GET", "HEAD"):
+        body, status = b'{"error": "the explorer page answers GET"}', 405
+        kind = b"application/json"
+    else:
+        body, status = (Path(__file__).with_name("explorer.html")).read_bytes(), 200
+        kind = b"text/html; charset=utf-8"
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode()),
+                            (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]})
+    await send({"type": "http.response.body", "body": body if scope.get("method") != "HEAD" else b""})
 
 
 def _fail(ctx: bentoml.Context, status: int, message: str, retry_after: int | None = None) -> dict:
@@ -117,6 +139,16 @@ class Guanxi:
         except StoreUnavailable as exc:
             return _fail(ctx, 503, str(exc), exc.retry_after)
 
+    @bentoml.api(route="/admin/explain", input_spec=ExplainInput, output_spec=Explanation)
+    def admin_explain(self, user_id: str, k: int = 20, kinds: Optional[list[str]] = None,
+                      intent: str = "auto") -> dict:
+        """The explorer's view of a request (circles, intent, slate, what the policy held back);
+        nothing is logged or changed (the guard checks ``GUANXI_ADMIN_TOKEN``)."""
+        from guanxi.serving.explain import explain_request
+
+        # Written as JSON directly (as /recommend is); the Explanation model documents it in OpenAPI.
+        return JSONResponse(explain_request(self.api, user_id, k, kinds, intent))  # type: ignore[return-value]
+
     @bentoml.api(route="/admin/reload")
     def admin_reload(self, ctx: bentoml.Context) -> dict:
         """Check the model alias now and move to its version (the guard checks ``GUANXI_ADMIN_TOKEN``)."""
@@ -126,6 +158,7 @@ class Guanxi:
         return result
 
 
+Guanxi.mount_asgi_app(_explorer_page, path="/explore")
 # Outermost first: the guard answers before anything reads the body.
 Guanxi.add_asgi_middleware(GuardMiddleware)
 Guanxi.add_asgi_middleware(FieldErrorMiddleware)
