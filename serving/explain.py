@@ -22,7 +22,7 @@ from guanxi.serving.policy import PolicyConfig
 
 HELD_BACK = ("kind filter", "muted", "opt-out", "hidden", "consumed recently", "frequency cap",
              "no trusted path", "share cap", "not classified")
-SHOWN_HELD = 20            # held-back items listed (all are counted)
+SHOWN_HELD = 10            # held-back items listed per reason, the best-scored first (all are counted)
 
 
 def explain_request(api, user_id: str, k: int = 20, kinds: list[str] | None = None, intent: str = "auto",
@@ -119,12 +119,14 @@ def _held_back(rec, policy: PolicyConfig, user_id: str, k: int, kinds: list[str]
     reason[share & ~((cands.score > floor) & quota_full)] = -1
     held = np.flatnonzero(reason >= 0)
     held = held[np.argsort(-cands.score[held], kind="stable")]
+    held = np.concatenate([held[reason[held] == n][:SHOWN_HELD] for n in range(len(rules))])
+    held = held[np.argsort(-cands.score[held], kind="stable")]
     counts = {name: int((reason == n).sum()) for n, (name, _) in enumerate(rules)}
     counts["not classified"] = _unclassified(rec, contact_ids)
     return {"counts": counts,
             "items": [{"item_id": str(rec.item_ids[pool[j]]), "kind": str(rec.kinds[pool[j]]),
                        "score": round(float(cands.score[j]), 6), "commercial": bool(rec.commercial[pool[j]]),
-                       "reason": rules[reason[j]][0]} for j in held[:SHOWN_HELD]]}
+                       "reason": rules[reason[j]][0]} for j in held]}
 
 
 def _unclassified(rec, contact_ids: list[str]) -> int:

@@ -282,7 +282,8 @@ def test_forget_reaches_every_version_and_cache(ops, tmp_path, capsys, monkeypat
     capsys.readouterr()
     assert main(["status", "--tracking-uri", ops["uri"], "--json"]) == 0
     held = json.loads(capsys.readouterr().out)["holding_forgotten"]
-    assert [v["version"] for v in held["versions"]] == ["1"] and len(held["cached"]) == 1
+    mine = [c for c in held["cached"] if c["path"].startswith(str(cache))]    # (a machine may hold others)
+    assert [v["version"] for v in held["versions"]] == ["1"] and len(mine) == 1
     assert main(["forget", "--purge-versions", "--tracking-uri", ops["uri"]]) == 2   # the champion holds them
     # no new events, a gate it cannot pass: erasure publishes and promotes the scrubbed version anyway
     result = retrain(ops["db"], ops["uri"], config=RetrainConfig(margin=10.0, time_budget=60),

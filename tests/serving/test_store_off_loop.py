@@ -45,22 +45,29 @@ def api_for(registry, tmp_path):
     return make
 
 
-def test_a_slow_store_is_a_503_within_the_timeout_and_the_loop_keeps_answering(api_for):
-    api = api_for(delay=1.5, timeout=0.3)
+def beside_the_loop(request, ticks: int) -> tuple[object, float, list[float]]:
+    """Run the coroutine ``request`` beside a ticker (what /livez needs: the loop turning every
+    20 ms); returns its outcome, the seconds it took, and each tick's wait."""
     lags: list[float] = []
 
-    async def liveness() -> None:           # what /livez needs: the loop turning
-        for _ in range(25):
+    async def liveness() -> None:
+        for _ in range(ticks):
             start = time.perf_counter()
             await asyncio.sleep(0.02)
             lags.append(time.perf_counter() - start)
 
     async def both():
         start = time.perf_counter()
-        got = await asyncio.gather(api.recommend_async("u1", 5), liveness(), return_exceptions=True)
-        return got, time.perf_counter() - start
+        got = await asyncio.gather(request, liveness(), return_exceptions=True)
+        return got[0], time.perf_counter() - start
 
-    (outcome, _), seconds = asyncio.run(both())
+    outcome, seconds = asyncio.run(both())
+    return outcome, seconds, lags
+
+
+def test_a_slow_store_is_a_503_within_the_timeout_and_the_loop_keeps_answering(api_for):
+    api = api_for(delay=1.5, timeout=0.3)
+    outcome, seconds, lags = beside_the_loop(api.recommend_async("u1", 5), 25)
     assert isinstance(outcome, StoreUnavailable) and "did not answer within 0.3 s" in str(outcome)
     assert max(lags) < 0.25, max(lags)              # never blocked for the store's 1.5 s
     assert seconds < 1.2
@@ -112,23 +119,10 @@ def test_a_paused_postgres_is_a_503_in_time_and_the_loop_keeps_answering(registr
     postmaster = next(p for p in psutil.process_iter(["cmdline"])
                       if f"-p {pg_cluster.port}" in " ".join(p.info["cmdline"] or []))
     servers = [postmaster, *postmaster.children(recursive=True)]         # this cluster, every backend
-    lags: list[float] = []
-
-    async def liveness() -> None:
-        for _ in range(40):
-            start = time.perf_counter()
-            await asyncio.sleep(0.02)
-            lags.append(time.perf_counter() - start)
-
-    async def both():
-        start = time.perf_counter()
-        got = await asyncio.gather(api.recommend_async("u2", 5), liveness(), return_exceptions=True)
-        return got[0], time.perf_counter() - start
-
     for proc in servers:
         proc.suspend()
     try:
-        outcome, seconds = asyncio.run(both())
+        outcome, seconds, lags = beside_the_loop(api.recommend_async("u2", 5), 40)
     finally:
         for proc in servers:
             proc.resume()
