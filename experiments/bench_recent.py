@@ -14,7 +14,7 @@ Uses the 100k-item world and champion of ``bench_serving.py`` (``.bench/mlflow.d
 4. Two replicas on one PostgreSQL log (a throw-away cluster): a payment sent to replica A, then
    B's slate for that user polled every 20 ms until the item is gone; the delay of each of
    ``--replica-events`` events (the propagation bound: ``recent_refresh_seconds`` plus a request).
-Writes experiments/results/bench_recent.json and prints Markdown tables.
+Writes experiments/results/bench_recent.json and prints each part as it ends.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import resource
 import statistics
 import sys
 import time
+import tracemalloc
 import urllib.request
 from pathlib import Path
 
@@ -68,6 +69,12 @@ def memory(n_events: int, tmp: Path) -> dict:
     view.load()
     load_s = time.perf_counter() - start
     after = psutil.Process().memory_info().rss
+    tracemalloc.start()                       # what a second view holds live (RSS also keeps freed arenas)
+    held = RecentView(store, policy)
+    held.load()
+    live = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del held
     extra = 50_000
     _fill(store, [{"user_id": f"u{j % 5000}", "item_id": f"c{j}", "type": "click", "event_id": f"r{j}"}
                   for j in range(extra)])
@@ -77,16 +84,19 @@ def memory(n_events: int, tmp: Path) -> dict:
     size = view.size()
     return {"events": size["events"], "users": size["users"], "write_seconds": round(write_s, 1),
             "load_seconds": round(load_s, 2), "rss_mb_growth": round((after - before) / 2**20, 1),
-            "bytes_per_event": round((after - before) / max(n_events, 1), 1),
+            "rss_bytes_per_event": round((after - before) / max(n_events, 1), 1),
+            "live_bytes_per_event": round(live / max(n_events, 1), 1),
             "refresh_events": got, "refresh_events_per_s": round(got / refresh_s)}
 
 
 def _users(rec, rng) -> dict[str, object]:
-    """A user with no recent events, one with 10,000 of their own, one whose contacts are busy."""
+    """Three of the best-connected users: one with no recent events, one with 10,000 of their own,
+    one whose 30 busiest contacts each log 300."""
     ids = rec.idmap.user_ids.astype(str)
     counts = np.diff(rec.contacts.indptr)
-    social = [u for u in np.flatnonzero(counts >= 30) if rec.bundle.history.indptr[u + 1] > rec.bundle.history.indptr[u]]
-    plain, heavy, hub = ids[social[0]], ids[social[1]], ids[social[2]]
+    has_history = np.diff(rec.bundle.history.indptr) > 0
+    by_contacts = [u for u in np.argsort(-counts, kind="stable") if has_history[u]]
+    plain, heavy, hub = ids[by_contacts[2]], ids[by_contacts[1]], ids[by_contacts[0]]
     return {"none": plain, "own_10000": heavy, "contacts_30x300": hub}
 
 
