@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from guanxi.serving.policy import PolicyConfig
+from guanxi.serving.scores import distinct
 
 HELD_BACK = ("kind filter", "muted", "opt-out", "hidden", "consumed recently", "frequency cap",
              "no trusted path", "share cap", "not classified")
@@ -88,11 +89,23 @@ def _engaged_by(rec, contacts: np.ndarray, items: list[int]) -> list[list[int]]:
 def _held_back(rec, policy: PolicyConfig, user_id: str, k: int, kinds: list[str] | None, slate, state,
                shown: dict[str, int], opt_out: bool, contact_ids: list[str], now: float) -> dict:
     """The best-scored items removed by the policy, each with its reason, and the count of each."""
-    scored = rec.score_many([user_id])[0]
+    scored = rec.score_many([user_id], table=False)[0]          # every item's score
     pool = rec.catalogue.candidates(scored, policy.candidates_per_kind(k), None, None, frozenset(rec.ann))
+    recent_consumed, sought, hidden, _, removed = rec._recent_state(user_id, policy, now)
+    # what the user's own state excludes is listed whatever its rank (the slate may have gone deeper
+    # than the first cut to fill k); items consumed in training are not held back, only known
+    muted_owned = np.flatnonzero(np.isin(rec.owner_idx, state.muted)) if len(state.muted) else state.muted
+    capped = [i for i in rec.item_index([i for i, n in shown.items() if n >= policy.frequency_cap]) if i >= 0] \
+        if policy.enabled and policy.frequency_cap > 0 else []
+    extra = np.concatenate([state.muted, muted_owned, hidden, removed, recent_consumed,
+                            np.asarray(capped, np.int64)]).astype(np.int64)
+    if scored.scored_items is not None:         # retrieval scored only some items of its kinds
+        ann_kinds = [rec.catalogue.kind_id[kind] for kind in rec.ann]
+        extra = extra[np.isin(extra, scored.scored_items) | ~np.isin(rec.kind_code[extra], ann_kinds)]
+    pool = distinct(np.concatenate([pool, extra]).astype(np.int64))
+    pool = pool[np.isfinite(scored.scores[pool]) & ~np.isin(pool, scored.consumed)]
     in_slate = {s.item_idx for s in slate}
     pool = pool[~np.isin(pool, list(in_slate))] if in_slate else pool
-    recent_consumed, sought, hidden, _, removed = rec._recent_state(user_id, policy, now)
     cands = rec.describe(scored, pool, None, policy, sought)
     owner = rec.owner_idx[pool]
     times = np.array([shown.get(str(rec.item_ids[i]), 0) for i in pool])
