@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from guanxi.features.json_file import write_json
+from guanxi.features.named_sets import NAMED_SETS
 from guanxi.training.config import ITEM_MODELS, MODELS
 
 logger = logging.getLogger("guanxi")
@@ -135,6 +136,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--register: {config.model} is a comparison baseline (item-item scores, no embeddings); "
                          "it cannot be served, so it is not registered")
     dataset = _without_forgotten(load_dataset(args.data), args)
+    from guanxi.features.dense_core import density
+
     print(f"training {config.model} on {dataset.name}: {len(dataset.users)} users, "
           f"{len(dataset.items)} items, {len(dataset.train)} training events")
     from guanxi.training import distributed
@@ -154,7 +157,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     "train_seconds": round(result.train_seconds, 2), "epochs": result.epochs,
                     "best_epoch": result.best_epoch, "stopped": result.stopped,
                     "seconds_to_best": round(result.seconds_to_best, 2), "history": result.history,
-                    "model": config.model, "dataset": dataset.name, "config": config.to_dict()})
+                    "model": config.model, "dataset": dataset.name, "data": density(dataset),
+                    "config": config.to_dict()})
     if "support" in m:                        # the social-support weight validation chose, and its grid
         payload["support"] = m["support"]
     if "intent" in m:                         # the intent fit, and against a world's truth how it does
@@ -242,17 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_world)
 
     p = sub.add_parser("features", help="tie strength, circles and graph of a dataset; print a summary")
-    p.add_argument("--data", required=True, help="world dir, split dir, or lastfm|lastfm-sociallgn|ciao|yelp")
+    p.add_argument("--data", required=True, help="world dir, split dir, or a named set: " + "|".join(NAMED_SETS))
     p.add_argument("--json", help="also write the summary here")
     p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("split", help="write the protocol's 80/20 per-user split of a raw set")
-    p.add_argument("name", choices=["lastfm", "lastfm-sociallgn", "ciao", "yelp"])
+    p.add_argument("name", choices=list(NAMED_SETS))
     p.add_argument("--out", help="default experiments/splits/NAME")
     p.set_defaults(func=_cmd_split)
 
     p = sub.add_parser("train", help="train a model, evaluate on the test split, track in MLflow")
-    p.add_argument("--data", help="world dir, split dir, or lastfm|lastfm-sociallgn|ciao|yelp")
+    p.add_argument("--data", help="world dir, split dir, or a named set: " + "|".join(NAMED_SETS))
     p.add_argument("--from-run", metavar="RUN_ID", help="rebuild an MLflow run: its data and resolved config")
     p.add_argument("--model", choices=list(MODELS))
     p.add_argument("--config", help="YAML config (keys as in training/default.yaml)")

@@ -9,8 +9,8 @@ rows by dataset, model and variant, and reports the mean and standard deviation 
 last column names every config key where a run differs from what its plan row resolves to under
 today's defaults (empty = the row is current); a run that finished inside today's ``time_budget``
 is not flagged for it, nor world rows (their own validation split) for the carve keys. Below the
-table, per dataset: guanxi (default variant) against the best baseline of the table on recall@20
-and ndcg@20; then guanxi against its ablation without social edges (seeds as recorded; the gain
+table, per dataset: its training pairs per user and per item, and guanxi (default variant) against
+the best baseline of the table on recall@20 and ndcg@20; then guanxi against its ablation without social edges (seeds as recorded; the gain
 paired by seed over the seeds both ran: seeds up, mean ± sd, and a paired t-test's t and two-sided p).
 Writes experiments/results/results.md and prints it.
 """
@@ -90,15 +90,32 @@ def _mean(members: list[tuple[str, dict]], metric: str) -> np.ndarray:
     return np.array([float(r[metric]) if r.get(metric) is not None else np.nan for _, r in members])
 
 
+def dataset_density(dataset: str, members: list[tuple[str, dict]]) -> dict | None:
+    """Training pairs per user and per item of ``dataset``: from a run's ``data`` entry, else read
+    from its saved split or generated world (``None`` when neither is at hand)."""
+    for _, run in members:
+        if run.get("data"):
+            return run["data"]
+    from guanxi.features.datasets import load_dataset
+    from guanxi.features.dense_core import density
+
+    for path in (HERE / "splits" / dataset, HERE.parent / ".worlds" / dataset):
+        if path.is_dir():
+            return density(load_dataset(path))
+    return None
+
+
 def gap_lines(groups: dict) -> list[str]:
-    """Per dataset: guanxi (default) vs the best baseline on recall@20 and ndcg@20 (seed means)."""
-    lines = ["", "| dataset | guanxi recall@20 | best baseline (recall@20) | gap | guanxi ndcg@20 | "
-             "best baseline (ndcg@20) | gap |", "|---|---|---|---|---|---|---|"]
+    """Per dataset: its density, and guanxi (default) vs the best baseline on recall@20 and ndcg@20
+    (seed means)."""
+    lines = ["", "| dataset | train pairs per user | per item | guanxi recall@20 | best baseline (recall@20) "
+             "| gap | guanxi ndcg@20 | best baseline (ndcg@20) | gap |", "|---|---|---|---|---|---|---|---|---|"]
     for dataset in sorted({d for d, _, _ in groups}):
         ours = groups.get((dataset, "guanxi", "default"))
         if not ours:
             continue
-        cells = []
+        dens = dataset_density(dataset, [m for (d, _, _), members in groups.items() if d == dataset for m in members])
+        cells = [f"{dens['per_user']:.1f}", f"{dens['per_item']:.1f}"] if dens else ["–", "–"]
         for metric in ("recall_at_20", "ndcg_at_20"):
             mine = _mean(ours, metric).mean()
             base = [(m, _mean(groups[(dataset, m, "default")], metric).mean()) for m in BASELINES

@@ -2,7 +2,7 @@
 
 ``--data`` may be a world directory (``world.json``), a split directory (``train.tsv``,
 ``test.tsv``, ``social.tsv``) or the name of a raw public set (``lastfm``, ``lastfm-sociallgn``,
-``ciao``, ``yelp``). A named set is read from its saved split directory under
+``ciao``, ``yelp``) or of a dense core of one (``yelp-dense``: ``guanxi.features.dense_core``). A named set is read from its saved split directory under
 ``experiments/splits/NAME`` when that exists, else built from the raw files and saved there,
 so every comparison uses the same split.
 """
@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
-from guanxi.features.load_raw import RAW_SETS, load_ciao, load_lastfm_hetrec, load_lastfm_sociallgn, load_yelp_hin
+from guanxi.features.dense_core import dense_core
+from guanxi.features.load_raw import load_ciao, load_lastfm_hetrec, load_lastfm_sociallgn, load_yelp_hin
 from guanxi.features.load_split import is_split_dir, load_split_dir, write_split_dir
+from guanxi.features.named_sets import DENSE_SETS, NAMED_SETS
 from guanxi.features.schema import Dataset, Origin, SchemaError, validate_events, validate_items, validate_ties
 from guanxi.features.split import split_per_user
 from guanxi.features.world import is_world_dir
@@ -48,16 +50,21 @@ def splits_root() -> Path:
 
 
 def load_raw_split(name: str, root: Path | None = None) -> Dataset:
-    """Build the protocol split of a raw set from ``../shared/data`` (not saved)."""
-    if name not in RAW_SETS:
-        raise ValueError(f"unknown dataset {name!r}; named sets are {list(RAW_SETS)}")
-    path = (root or data_root()) / RAW_PATHS[name]
+    """Build the protocol split of a named set from ``../shared/data`` (not saved)."""
+    if name not in NAMED_SETS:
+        raise ValueError(f"unknown dataset {name!r}; named sets are {list(NAMED_SETS)}")
+    dense = DENSE_SETS.get(name)
+    source = dense.source if dense else name
+    path = (root or data_root()) / RAW_PATHS[source]
     if not path.is_dir():
         raise FileNotFoundError(f"raw data for {name!r} not found at {path}; set GUANXI_DATA")
-    if name == "lastfm-sociallgn":
+    if source == "lastfm-sociallgn":
         return load_lastfm_sociallgn(path)
-    loader = {"lastfm": load_lastfm_hetrec, "ciao": load_ciao, "yelp": load_yelp_hin}[name]
-    return split_per_user(loader(path), name)
+    loader = {"lastfm": load_lastfm_hetrec, "ciao": load_ciao, "yelp": load_yelp_hin}[source]
+    tables = loader(path)
+    if dense:
+        tables = dense_core(tables, dense.min_per_user, dense.min_per_item)
+    return split_per_user(tables, name)
 
 
 def load_dataset(spec: str | Path) -> Dataset:
@@ -68,7 +75,7 @@ def load_dataset(spec: str | Path) -> Dataset:
     if is_split_dir(path):
         return load_split_dir(path)
     name = str(spec)
-    if name in RAW_SETS:
+    if name in NAMED_SETS:
         saved = splits_root() / name
         if is_split_dir(saved):
             return load_split_dir(saved, name=name)
@@ -80,7 +87,7 @@ def load_dataset(spec: str | Path) -> Dataset:
         raise SchemaError(str(path), None, None,
                           "neither a world directory (world.json) nor a split directory "
                           "(train.tsv, test.tsv, social.tsv)")
-    raise ValueError(f"--data {name!r}: no such directory, and not a named set {list(RAW_SETS)}")
+    raise ValueError(f"--data {name!r}: no such directory, and not a named set {list(NAMED_SETS)}")
 
 
 def load_coded(spec: str | Path) -> "CodedDataset":

@@ -26,8 +26,6 @@ from guanxi.features.schema import (
 )
 from guanxi.features.tsv import parse_float, parse_int, read_tsv
 
-RAW_SETS = ("lastfm", "lastfm-sociallgn", "ciao", "yelp")
-
 
 def _users_of(*columns: pd.Series) -> pd.DataFrame:
     ids = pd.unique(pd.concat(columns, ignore_index=True).astype(str))

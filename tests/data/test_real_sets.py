@@ -8,6 +8,7 @@ from guanxi.features.coded import coded_from_dataset
 from guanxi.features.datasets import RAW_PATHS, load_raw_split
 from guanxi.features.load_raw import load_ciao, load_lastfm_hetrec, load_lastfm_sociallgn, load_yelp_hin
 from guanxi.features.load_split import load_split_dir
+from guanxi.features.named_sets import DENSE_SETS
 from guanxi.features.ties import estimate_tie_strength
 from tests.conftest import REPO, SHARED_DATA, shared_set
 
@@ -43,9 +44,10 @@ def test_yelp_counts_and_mapping():
 
 
 @pytest.mark.parametrize("name", ["lastfm", pytest.param("ciao", marks=pytest.mark.slow),
-                                  pytest.param("yelp", marks=pytest.mark.slow), "lastfm-sociallgn"])
+                                  pytest.param("yelp", marks=pytest.mark.slow), "lastfm-sociallgn",
+                                  pytest.param("yelp-dense", marks=pytest.mark.slow)])
 def test_saved_split_is_the_protocol_split(name):
-    shared_set(RAW_PATHS[name])
+    shared_set(RAW_PATHS[DENSE_SETS[name].source if name in DENSE_SETS else name])
     fresh = load_raw_split(name, SHARED_DATA)
     saved = load_split_dir(REPO / "experiments" / "splits" / name)
     key = lambda df: sorted(zip(df["user_id"], df["item_id"]))

@@ -69,7 +69,9 @@ def test_gap_to_the_best_baseline_per_dataset():
               ("d", "lightgcn", "default"): [("e", run(0.28, 0.19))],
               ("d", "guanxi", "no-social"): [("f", run(0.40, 0.40))]}
     row = gap_lines(groups)[-1]
-    assert row == "| d | 0.3100 | lightgcn 0.2800 | +10.7 % | 0.2100 | ease 0.2300 | -8.7 % |"
+    assert row == "| d | – | – | 0.3100 | lightgcn 0.2800 | +10.7 % | 0.2100 | ease 0.2300 | -8.7 % |"
+    groups[("d", "ease", "default")][0][1]["data"] = {"per_user": 38.04, "per_item": 21.5}
+    assert gap_lines(groups)[-1].startswith("| d | 38.0 | 21.5 | 0.3100 |")
 
 
 def test_the_ablation_pairs_seeds_both_variants_ran():
