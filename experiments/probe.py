@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -29,7 +30,8 @@ from guanxi.features.datasets import load_dataset
 from guanxi.features.schema import Dataset
 from guanxi.features.split import carve_validation
 from guanxi.training.config import load_config
-from guanxi.training.train import train
+from guanxi.training.evaluate import evaluate_ranking
+from guanxi.training.train import Prepared, train
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -65,6 +67,21 @@ def run(data: str, variants: list[str], seeds: list[int], base: list[str]) -> li
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
+
+
+def weight_curve(blended: Callable[[float], Callable], prep: Prepared, fallback, weights: tuple[float, ...],
+                 seed: int) -> tuple[list[dict], dict]:
+    """Rank with ``blended(w)`` for each ``w`` of ``weights``: validation and derived-test recall@20
+    (and test ndcg@20) per weight, printed as they come; the chosen row is the best on validation
+    (the first on a tie)."""
+    curve = []
+    for w in weights:
+        v = evaluate_ranking(blended(w), prep.valid_task, fallback, breakdowns=False)
+        t = evaluate_ranking(blended(w), prep.test_task, fallback, breakdowns=False)
+        curve.append({"w": w, "valid_recall_at_20": v["recall_at_20"], "recall_at_20": t["recall_at_20"],
+                      "ndcg_at_20": t["ndcg_at_20"]})
+        print(json.dumps({"seed": seed, **curve[-1]}), flush=True)
+    return curve, max(curve, key=lambda r: r["valid_recall_at_20"])
 
 
 def append_invocation(out: Path, data: str, rows: list[dict]) -> None:

@@ -15,7 +15,6 @@ early stopping; the derived test is reported for every ``w`` and for the chosen 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,11 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from probe import append_invocation, derived_split  # noqa: E402
+from probe import append_invocation, derived_split, weight_curve  # noqa: E402
 
 from guanxi.features.datasets import load_dataset  # noqa: E402
 from guanxi.training.config import load_config  # noqa: E402
-from guanxi.training.evaluate import evaluate_ranking  # noqa: E402
 from guanxi.training.support import social_support  # noqa: E402
 from guanxi.training.train import Prepared, make_scorers, train  # noqa: E402
 
@@ -64,14 +62,7 @@ def blend(data: str, seed: int, overrides: list[str]) -> dict:
             return s
         return f
 
-    curve = []
-    for w in WEIGHTS:
-        v = evaluate_ranking(blended(w), prep.valid_task, fallback, breakdowns=False)
-        t = evaluate_ranking(blended(w), prep.test_task, fallback, breakdowns=False)
-        curve.append({"w": w, "valid_recall_at_20": v["recall_at_20"], "recall_at_20": t["recall_at_20"],
-                      "ndcg_at_20": t["ndcg_at_20"]})
-        print(json.dumps({"seed": seed, **curve[-1]}), flush=True)
-    chosen = max(curve, key=lambda r: r["valid_recall_at_20"])       # the first on a tie
+    curve, chosen = weight_curve(blended, prep, fallback, WEIGHTS, seed)
     return {"seed": seed, "overrides": overrides, "epochs": result.epochs, "best_epoch": result.best_epoch,
             "curve": curve, "chosen_w": chosen["w"], "base": curve[0], "chosen": chosen}
 
