@@ -73,7 +73,15 @@ class RecommendationAPI:
             self.recent.start()
         self._refresh_forgotten()
         self._stop = threading.Event()
-        threading.Thread(target=self._housekeeping, daemon=True, name="guanxi-housekeeping").start()
+        self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True, name="guanxi-housekeeping")
+        self._housekeeper.start()
+
+    def close(self) -> None:
+        """Stop the housekeeping and recent-view threads (before the store is closed: they read it).
+        The store itself stays open; whoever opened it closes it."""
+        self._stop.set()
+        if self.recent is not None:
+            self.recent.stop()
 
     def _housekeeping(self) -> None:
         """The forget-list poll and the impression prune, off every request's path."""

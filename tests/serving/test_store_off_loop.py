@@ -38,11 +38,16 @@ class SlowStore:
 
 @pytest.fixture
 def api_for(registry, tmp_path):
+    made: list[RecommendationAPI] = []
+
     def make(delay: float, timeout: float) -> RecommendationAPI:
         holder = ChampionHolder(str(registry["dir"] / "bundle-16"), poll_seconds=0)
         store = SlowStore(open_event_store(tmp_path / "events.db"), delay)
-        return RecommendationAPI(holder, store, PolicyConfig(), poll_seconds=0, store_timeout_s=timeout)
-    return make
+        made.append(RecommendationAPI(holder, store, PolicyConfig(), poll_seconds=0, store_timeout_s=timeout))
+        return made[-1]
+    yield make
+    for api in made:                    # its threads would read the store past the test
+        api.close()
 
 
 def beside_the_loop(request, ticks: int) -> tuple[object, float, list[float]]:
@@ -128,4 +133,15 @@ def test_a_paused_postgres_is_a_503_in_time_and_the_loop_keeps_answering(registr
             proc.resume()
     assert isinstance(outcome, StoreUnavailable) and seconds < 2.0
     assert max(lags) < 0.25, max(lags)
+    api.close()
     store.close()
+
+
+def test_closing_the_api_stops_every_thread_that_reads_the_store(api_for):
+    api = api_for(delay=0.0, timeout=2.0)
+    threads = [api._housekeeper] + ([api.recent._thread] if api.recent is not None else [])
+    assert all(t.is_alive() for t in threads)
+    api.close()
+    for t in threads:
+        t.join(timeout=5.0)
+    assert not any(t.is_alive() for t in threads)
