@@ -23,9 +23,13 @@ Files in a bundle directory:
     popularity.npy   ``[I]`` training popularity in [0, 1]
     intent.npz       the intent profile (optional; absent: no intent claim, every request ranked as
                      ``any``): per user ``mix [U]`` (long-term economic share), ``source [U]``
-                     (0 history, 1 circle, 2 population) and the decayed sums ``economic [U]``,
-                     ``total [U]`` at ``bundle.json``'s ``intent.reference_ts``; ``bundle.json``'s
-                     ``intent`` entry holds the estimator and ranking weights and the intent table
+                     (0 history, 1 circle, 2 population) and the current-intent estimator's state:
+                     with ``intent.estimator`` ``filter``, ``state [U]`` (the economic-state
+                     probability after the user's last known interaction), ``last_ts [U]`` (its
+                     time, NaN: none) and ``propensity [U]``; in older bundles (no ``estimator``:
+                     a logistic model, ``coef`` and ``intercept``) the decayed sums ``economic
+                     [U]``, ``total [U]`` at ``intent.reference_ts``. ``bundle.json``'s ``intent``
+                     entry holds the estimator and ranking weights and the intent table
     state_dict.pt    the model's weights (warm starts; written and read by training only)
 """
 from __future__ import annotations
@@ -59,7 +63,7 @@ class Bundle:
     history: sp.csr_matrix
     popularity: np.ndarray
     history_types: np.ndarray | None = None     # [nnz] int64 bit masks aligned with history.indices
-    intent: dict[str, np.ndarray] | None = None  # intent.npz: mix, source, economic, total [U]
+    intent: dict[str, np.ndarray] | None = None  # intent.npz: mix, source and the estimator's state, each [U]
 
 
 def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap,
@@ -83,7 +87,7 @@ def write_bundle(out: str | Path, *, model_name: str, config: dict, idmap: IdMap
             log1p(sum over contacts of w x engaged)`` with ``w`` the circle weight x strength
             (``"circles"``) or 1 (``"listed"``).
         extra_meta: further ``bundle.json`` keys (``events_watermark_seq``, ``intent``).
-        intent: the intent profile's arrays (``mix``, ``source``, ``economic``, ``total``, each ``[U]``).
+        intent: the intent profile's arrays (``mix``, ``source`` and the estimator's, each ``[U]``).
     """
     if support_ties not in ("circles", "listed"):
         raise ValueError(f"support_ties must be circles or listed, got {support_ties!r}")

@@ -2,16 +2,19 @@
 weight, all chosen on validation; and, where a world knows the truth, how well the inference and
 the conditioned ranking do against it (docs/model.md, "Intent").
 
-The current-intent model is a logistic regression over
-:func:`guanxi.features.intent_profile.intent_features` at a point in time, fitted on validation:
-the features at the start of the validation period (from training events), the target the
-intent of each user's first validation interactions (observed through the intent table: no truth
-is needed). Its output ``p`` is the probability that the person is in an economic stretch now.
+The current-intent model is the two-state filter of :mod:`guanxi.features.intent_filter`: its
+three parameters maximise the filter's likelihood of the training interactions (no label, no
+truth; :func:`fit_filter`), and its output ``p`` is the probability that the person is in an
+economic stretch now. (It replaced a logistic regression whose label was the intent of each user's
+first validation interactions: that label was the weak part, experiments/LOG.md.)
 
-The ranking conditioned on intent adds ``beta * log(q_c / pi_c)`` to the score of every item of
-intent ``c`` (:func:`guanxi.features.intent_profile.ranking_shift`), with
-``q = eps + (1 - 2 eps) p`` (:func:`guanxi.features.intent_profile.asked`): nothing when the model
-is unsure, a lift for the intent it sees. ``any`` is the model's own ranking; ``auto`` uses ``p``.
+The ranking conditioned on intent adds ``beta * log(q_c / b_c)`` to the score of every item of
+intent ``c`` (:func:`guanxi.features.intent_profile.ranking_shift`), with ``q = eps + (1 - 2 eps) p``
+(:func:`guanxi.features.intent_profile.asked`) and ``b`` the same of the person's long-term
+``propensity``: nothing when what they did lately says nothing beyond their usual, a lift for the
+intent the filter sees now. (Against the long-term observed mix instead, the shift tilts every
+person towards their usual intent even with nothing to infer: the episodes-off control then
+moves, experiments/LOG.md.) ``any`` is the model's own ranking; ``auto`` uses ``p``.
 ``beta`` maximises ``auto``'s validation recall@20 (0, no lift, is on the grid). Data whose events
 all carry one intent (most public sets) get no fit and make no intent claim.
 
@@ -30,45 +33,91 @@ import torch
 
 from guanxi.features.coded import CodedEvents
 from guanxi.features.intent import IntentTable, counts_toward_mix, item_intent
-from guanxi.features.intent_profile import (EPS, SOURCES, asked, auc, decay_to, decayed_stack, intent_features,
-                                            long_term_mix, ranking_shift, state_probability)
+from guanxi.features.intent_filter import IntentFilter
+from guanxi.features.intent_profile import EPS, SOURCES, asked, auc, long_term_mix, ranking_shift
 from guanxi.training.evaluate import RankingTask, ScoreFn, evaluate_ranking
 
 logger = logging.getLogger(__name__)
 
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
-FIRST_EVENTS = 3        # the first validation interactions that label a user's intent at its start
+RATE_MAX = 50.0         # renewals a day the filter's fit may reach
 
 
 @dataclass(frozen=True)
 class IntentFit:
     """The fitted intent model of one version (module doc). ``mix`` and ``source`` are ``[U]``: the
-    long-term mixes from train + valid; ``economic`` and ``total`` ``[U, H]`` the decayed sums at
-    ``reference_ts`` (the last event known)."""
+    long-term mixes from train + valid; ``state``, ``last_ts`` and ``propensity`` ``[U]`` the
+    filter's state after each user's last known interaction (train + valid), its time (NaN: none)
+    and the user's long-term probability of the economic state."""
 
     claims: bool
     reason: str
-    coef: tuple[float, ...] = ()
-    intercept: float = 0.0
+    filter: IntentFilter | None = None
     beta: float = 0.0
     reference_ts: float = 0.0
     population: float = 0.0
     mix: np.ndarray = field(default_factory=lambda: np.zeros(0))
     source: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
-    economic: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    total: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    state: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    last_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    propensity: np.ndarray = field(default_factory=lambda: np.zeros(0))
     grid: tuple = ()
 
     def record(self) -> dict:
         """The fit as the metrics JSON's ``intent`` entry (without the per-user arrays)."""
-        return {"claims": self.claims, "reason": self.reason, "coef": list(self.coef), "intercept": self.intercept,
+        return {"claims": self.claims, "reason": self.reason,
+                **(self.filter.to_dict() if self.filter is not None else {}),
                 "beta": self.beta, "eps": EPS, "population": self.population, "grid": list(self.grid),
                 "sources": {s: int((self.source == k).sum()) for k, s in enumerate(SOURCES)} if self.claims else {}}
 
     def current(self, at: float) -> np.ndarray:
-        """``p [U]`` at time ``at`` from the decayed sums alone (no event since the reference time)."""
-        e, t = decay_to(self.economic, self.total, at - self.reference_ts)
-        return state_probability(intent_features(self.mix, e, t), np.asarray(self.coef), self.intercept)
+        """``p [U]`` at time ``at`` (no interaction since the last known one)."""
+        return self.filter.carry(self.state, self.last_ts, self.propensity, at)
+
+    def shifts(self, p: np.ndarray, beta: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per user ``(economic, social)`` score shifts ``[U]`` for economic-state probabilities
+        ``p [U]`` (module doc)."""
+        return ranking_shift(asked(p), asked(self.propensity), self.beta if beta is None else beta)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The bundle's ``intent.npz`` (contracts/bundle.py)."""
+        return {"mix": self.mix.astype(np.float32), "source": self.source.astype(np.int8),
+                "state": self.state.astype(np.float32), "last_ts": self.last_ts.astype(np.float64),
+                "propensity": self.propensity.astype(np.float32)}
+
+
+def filtered(flt: IntentFilter, user: np.ndarray, intent: np.ndarray, ts: np.ndarray,
+             mix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Run ``flt`` over interactions from every user's prior: ``(state, last_ts, propensity [U],
+    log-likelihood)``."""
+    propensity = flt.propensity(mix)
+    state, last_ts = propensity.copy(), np.full(len(mix), np.nan)
+    loglik = flt.run(user, intent, ts, state, last_ts, propensity)
+    return state, last_ts, propensity, loglik
+
+
+def fit_filter(user: np.ndarray, intent: np.ndarray, ts: np.ndarray, mix: np.ndarray) -> IntentFilter:
+    """The filter's ``theta0``, ``theta1`` and ``rate`` by the likelihood of the interactions
+    (``[E]`` each; ``mix [U]`` the users' long-term observed mix), Nelder-Mead over their logits
+    and log (bounded: see ``unpack``), from a social state that shops rarely and stretches of about
+    three weeks."""
+    from scipy.optimize import minimize
+
+    def unpack(x: np.ndarray) -> tuple[float, float, float]:
+        # within [0.001, 0.999] and from one renewal a year to RATE_MAX a day: data with no
+        # stretches at all (every interaction its own draw) drive the rate up, not off the scale
+        theta = 0.001 + 0.998 / (1 + np.exp(-np.clip(x[:2], -30, 30)))
+        return float(theta[0]), float(theta[1]), float(np.exp(np.clip(x[2], np.log(1 / 365), np.log(RATE_MAX))))
+
+    def loss(x: np.ndarray) -> float:
+        t0, t1, rate = unpack(x)
+        if t1 <= t0 + 0.05:
+            return 1e18
+        return -filtered(IntentFilter(t0, t1, rate), user, intent, ts, mix)[3]
+
+    res = minimize(loss, np.array([-2.0, 1.0, np.log(1 / 21)]), method="Nelder-Mead",
+                   options={"maxiter": 200, "xatol": 1e-3, "fatol": 1e-2})
+    return IntentFilter(*unpack(res.x))
 
 
 def event_intents(events: CodedEvents, table: IntentTable, kind: np.ndarray, commercial: np.ndarray) -> np.ndarray:
@@ -113,48 +162,26 @@ def fit_intent(data, circles, table: IntentTable, score: ScoreFn, fallback: Scor
         inner = (user[is_inner], contact[is_inner], strength[is_inner].astype(np.float64))
     at_valid = float(np.nanmin(valid.ts))
     pi = long_term_mix(train.user, t_int, n, inner).mix
-    e, t = decayed_stack(train.user, t_int, train.ts, at_valid, n)
-    x_valid = intent_features(pi, e, t)
-    coef, intercept = _fit_state(x_valid, valid, v_int, n)
-    p_valid = state_probability(x_valid, coef, intercept)
+    flt = fit_filter(train.user, t_int, train.ts, pi)
+    logger.info("intent filter: theta0 %.3f, theta1 %.3f, %.3f renewals a day", flt.theta0, flt.theta1, flt.rate)
+    state, last_ts, propensity, _ = filtered(flt, train.user, t_int, train.ts, pi)
+    p_valid = flt.carry(state, last_ts, propensity, at_valid)
     econ_items = item_intent(commercial).astype(bool)
     pair_intent = _pair_intents(valid, v_int, valid_task)
+    probe = IntentFit(True, "", flt, propensity=propensity)
     betas = []
     for b in BETAS:
-        m = conditioned(score, fallback, valid_task, pair_intent, {"auto": ranking_shift(asked(p_valid), pi, b)},
+        m = conditioned(score, fallback, valid_task, pair_intent, {"auto": probe.shifts(p_valid, b)},
                         econ_items)["auto"]["overall"]
         betas.append({"beta": b, "valid_recall_at_20": round(m["recall_at_20"], 5)})
         logger.info("intent beta %g: validation recall@20 %.4f", b, m["recall_at_20"])
     beta = max(betas, key=lambda r: (r["valid_recall_at_20"], -r["beta"]))["beta"]
-    # The served profile: everything known before test (train + valid), decayed to its last event.
+    # The served profile: everything known before test (train + valid), filtered to its last event.
     known = CodedEvents.concat([train, valid])
     mixes = long_term_mix(known.user, both, n, inner)
-    ref = float(np.nanmax(known.ts))
-    e, t = decayed_stack(known.user, both, known.ts, ref, n)
-    return IntentFit(True, "events of both intents", tuple(float(c) for c in coef), float(intercept), beta, ref,
-                     mixes.population, mixes.mix, mixes.source, e, t, tuple(betas))
-
-
-def _fit_state(x: np.ndarray, valid: CodedEvents, intents: np.ndarray, n: int) -> tuple[np.ndarray, float]:
-    """Logistic weights for the economic-stretch probability: each user with validation
-    interactions is one example, its target the economic share of their first ``FIRST_EVENTS``
-    (as two weighted rows)."""
-    from sklearn.linear_model import LogisticRegression
-
-    order = np.lexsort((np.nan_to_num(valid.ts, nan=np.inf), valid.user))
-    user, intent = valid.user[order], intents[order]
-    first = np.concatenate([[True], user[1:] != user[:-1]]) if len(user) else np.zeros(0, bool)
-    rank = np.arange(len(user)) - np.maximum.accumulate(np.where(first, np.arange(len(user)), 0))
-    keep = rank < FIRST_EVENTS
-    econ = np.bincount(user[keep], weights=intent[keep], minlength=n)
-    count = np.bincount(user[keep], minlength=n)
-    users = np.flatnonzero(count > 0)
-    share = (econ[users] / count[users] >= 0.5).astype(np.float64)     # the stretch the first events show
-    X = np.concatenate([x[users], x[users]])
-    y = np.concatenate([np.ones(len(users)), np.zeros(len(users))])
-    w = np.concatenate([share, 1 - share])
-    model = LogisticRegression(max_iter=2000).fit(X[w > 0], y[w > 0], sample_weight=w[w > 0])
-    return model.coef_[0], float(model.intercept_[0])
+    state, last_ts, propensity, _ = filtered(flt, known.user, both, known.ts, mixes.mix)
+    return IntentFit(True, "events of both intents", flt, beta, float(np.nanmax(known.ts)),
+                     mixes.population, mixes.mix, mixes.source, state, last_ts, propensity, tuple(betas))
 
 
 def _pair_intents(events: CodedEvents, intents: np.ndarray, task: RankingTask) -> np.ndarray:
@@ -229,8 +256,7 @@ def truth_report(fit: IntentFit, score: ScoreFn, fallback: ScoreFn, prep, truth,
     econ_items = item_intent(data.commercial.astype(bool)).astype(bool)
     zero = (np.zeros(n), np.zeros(n))
     out.update(conditioned(score, fallback, sub, pair_intent[known],
-                           {"any": zero, "auto": ranking_shift(asked(p), fit.mix, fit.beta),
-                            "truth": ranking_shift(asked(p_truth), fit.mix, fit.beta)}, econ_items))
+                           {"any": zero, "auto": fit.shifts(p), "truth": fit.shifts(p_truth)}, econ_items))
     out["gain"] = {}
     for c in ("overall", "economic", "social"):
         if c not in out["any"]:

@@ -53,6 +53,7 @@ def flat_metrics(metrics: dict) -> dict[str, float]:
     intent = metrics.get("intent", {})
     if intent.get("claims"):
         out["intent_beta"] = intent["beta"]
+        out.update({f"intent_{k}": intent[k] for k in ("theta0", "theta1", "rate_per_day") if k in intent})
         truth = intent.get("truth", {})
         if truth:
             out["intent_auc"] = truth.get("auc", float("nan"))
@@ -127,8 +128,7 @@ def write_bundle(out: Path, result: TrainResult, config: TrainConfig,
         table = IntentTable.load(config.intent_table or None)
         meta["intent"] = {**fit.record(), "reference_ts": fit.reference_ts, "table": table.to_dict()}
         meta["intent"].pop("grid", None)
-        arrays = {"mix": fit.mix.astype(np.float32), "source": fit.source.astype(np.int8),
-                  "economic": fit.economic.astype(np.float32), "total": fit.total.astype(np.float32)}
+        arrays = fit.arrays()
     return save_bundle(out, model_name=config.model, config=config.to_dict(), idmap=prep.idmap,
                        model=result.model, items=prep.data.items_frame(),
                        circles=circles_table(prep.data.user_ids, prep.circles), history=history,

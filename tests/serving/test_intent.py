@@ -32,7 +32,7 @@ def users(rec) -> list[str]:
 
 
 def test_the_bundle_claims_intent_and_every_user_has_a_mix(rec):
-    assert rec.intent.claims
+    assert rec.intent.claims and rec.intent.filter is not None          # what training writes
     use = rec.intent_for("u1", "auto", now=2e9)
     assert 0.0 < use.q < 1.0 and use.source in ("history", "circle", "population")
     assert rec.intent_for("someone-new", "auto").source == "population"
@@ -120,3 +120,29 @@ def test_an_event_acknowledged_seconds_ago_moves_the_inferred_intent(rec, tmp_pa
         assert after.shift[0] > 0 > after.shift[1]             # economic items lifted, social lowered
     finally:
         rec.attach_recent(None, policy)
+
+
+def test_a_bundle_from_before_the_filter_still_reads_intent_now(tiny_world_dir, tmp_path):
+    from guanxi.bundle import load_bundle
+    from tests.handmade import handmade_bundle
+
+    old = Recommender(load_bundle(handmade_bundle(tiny_world_dir, tmp_path / "old", 16, intent="logistic")))
+    assert old.intent.claims and old.intent.filter is None
+    store = SQLiteEventStore(tmp_path / "events.db")
+    policy = PolicyConfig()
+    view = RecentView(store, policy)
+    view.load()
+    old.attach_recent(view, policy)
+    user = "u7"
+    before = old.intent_for(user, "auto")
+    merchants = [str(old.item_ids[i]) for i in old.kind_items["merchant"][:8]]
+    store.append([{"user_id": user, "item_id": m, "type": "pay", "event_id": f"o{next(_ids)}"} for m in merchants])
+    view.refresh()
+    after = old.intent_for(user, "auto")
+    assert after.source == "recent" and after.q > before.q + 0.2
+
+
+def test_long_after_a_person_s_last_event_auto_ranks_as_their_usual(rec, users):
+    for user in users[:20]:
+        use = rec.intent_for(user, "auto", now=1e12)            # decades later: only the propensity is left
+        assert use.shift == pytest.approx((0.0, 0.0), abs=1e-9)
