@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 RATE_MAX = 50.0         # renewals a day the filter's fit may reach
+FIT_MAX_USERS = 20_000  # users whose interactions fit the filter's three parameters
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,19 @@ def filtered(flt: IntentFilter, user: np.ndarray, intent: np.ndarray, ts: np.nda
     return state, last_ts, propensity, loglik
 
 
-def fit_filter(user: np.ndarray, intent: np.ndarray, ts: np.ndarray, mix: np.ndarray) -> IntentFilter:
+def fit_filter(user: np.ndarray, intent: np.ndarray, ts: np.ndarray, mix: np.ndarray,
+               max_users: int = FIT_MAX_USERS, seed: int = 0) -> IntentFilter:
     """The filter's ``theta0``, ``theta1`` and ``rate`` by the likelihood of the interactions
     (``[E]`` each; ``mix [U]`` the users' long-term observed mix), Nelder-Mead over their logits
     and log (bounded: see ``unpack``), from a social state that shops rarely and stretches of about
-    three weeks."""
+    three weeks. Three numbers shared by everyone: the interactions of at most ``max_users``
+    users (a seeded sample) fit them as well as all would, in bounded time."""
     from scipy.optimize import minimize
+
+    users = np.unique(user)
+    if len(users) > max_users:
+        keep = np.isin(user, np.random.default_rng(seed).choice(users, max_users, replace=False))
+        user, intent, ts = user[keep], intent[keep], ts[keep]
 
     def unpack(x: np.ndarray) -> tuple[float, float, float]:
         # within [0.001, 0.999] and from one renewal a year to RATE_MAX a day: data with no

@@ -37,6 +37,8 @@ def test_the_fit_finds_the_parameters_that_generated_the_interactions():
     assert flt.theta0 == pytest.approx(0.05, abs=0.03)
     assert flt.theta1 == pytest.approx(0.7, abs=0.08)
     assert 1 / 20 < flt.rate < 1 / 5
+    sampled = fit_filter(user, intent, ts, mix, max_users=600)       # a third of the users, same numbers
+    assert sampled.theta1 == pytest.approx(flt.theta1, abs=0.06) and sampled.rate == pytest.approx(flt.rate, rel=0.4)
 
 
 def test_the_request_path_filters_exactly_as_training_does():
