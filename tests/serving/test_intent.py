@@ -103,23 +103,28 @@ def test_a_slate_asked_to_be_economic_returns_the_eligible_trusted_items_up_to_k
         assert rec.intent.filled(use, [s.item_idx for s in slate]) == sum(1 for f in flags if not f)
 
 
-def test_an_event_acknowledged_seconds_ago_moves_the_inferred_intent(rec, tmp_path):
-    store = SQLiteEventStore(tmp_path / "events.db")
+def _eight_payments_seconds_ago(rec: Recommender, folder) -> tuple:
+    """User u7's intent for ``auto`` before and after eight payments at merchants acknowledged
+    just now (through a real store and recent view)."""
+    store = SQLiteEventStore(folder / "events.db")
     policy = PolicyConfig()
     view = RecentView(store, policy)
     view.load()
     rec.attach_recent(view, policy)
     try:
-        user = "u7"
-        before = rec.intent_for(user, "auto")
+        before = rec.intent_for("u7", "auto")
         merchants = [str(rec.item_ids[i]) for i in rec.kind_items["merchant"][:8]]
-        store.append([{"user_id": user, "item_id": m, "type": "pay", "event_id": f"i{next(_ids)}"} for m in merchants])
+        store.append([{"user_id": "u7", "item_id": m, "type": "pay", "event_id": f"i{next(_ids)}"} for m in merchants])
         view.refresh()
-        after = rec.intent_for(user, "auto")
-        assert after.source == "recent" and after.q > before.q + 0.2
-        assert after.shift[0] > 0 > after.shift[1]             # economic items lifted, social lowered
+        return before, rec.intent_for("u7", "auto")
     finally:
         rec.attach_recent(None, policy)
+
+
+def test_an_event_acknowledged_seconds_ago_moves_the_inferred_intent(rec, tmp_path):
+    before, after = _eight_payments_seconds_ago(rec, tmp_path)
+    assert after.source == "recent" and after.q > before.q + 0.2
+    assert after.shift[0] > 0 > after.shift[1]             # economic items lifted, social lowered
 
 
 def test_a_bundle_from_before_the_filter_still_reads_intent_now(tiny_world_dir, tmp_path):
@@ -128,17 +133,7 @@ def test_a_bundle_from_before_the_filter_still_reads_intent_now(tiny_world_dir, 
 
     old = Recommender(load_bundle(handmade_bundle(tiny_world_dir, tmp_path / "old", 16, intent="logistic")))
     assert old.intent.claims and old.intent.filter is None
-    store = SQLiteEventStore(tmp_path / "events.db")
-    policy = PolicyConfig()
-    view = RecentView(store, policy)
-    view.load()
-    old.attach_recent(view, policy)
-    user = "u7"
-    before = old.intent_for(user, "auto")
-    merchants = [str(old.item_ids[i]) for i in old.kind_items["merchant"][:8]]
-    store.append([{"user_id": user, "item_id": m, "type": "pay", "event_id": f"o{next(_ids)}"} for m in merchants])
-    view.refresh()
-    after = old.intent_for(user, "auto")
+    before, after = _eight_payments_seconds_ago(old, tmp_path)
     assert after.source == "recent" and after.q > before.q + 0.2
 
 
