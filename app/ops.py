@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import time
+from contextlib import closing
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +103,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if events_db.exists():
         from guanxi.app.erasure import bento_store_holding, cached_bundles_holding, versions_holding
 
-        store = open_event_store(args.events_db)
-        pending = store.events_since(watermark)
-        forget = store.forget_list()
+        with closing(open_event_store(args.events_db)) as store:
+            pending = store.events_since(watermark)
+            forget = store.forget_list()
+            out["events_logged"] = store.max_seq()
         out["events_pending"] = int((~forget.mask(pending["user_id"].astype(str))).sum())
-        out["events_logged"] = store.max_seq()
         out["forgotten_users"] = len(forget)
         held = [versions_holding(forget, client), cached_bundles_holding(forget), bento_store_holding(forget)]
         out["holding_forgotten"] = {"versions": held[0].rows, "cached": held[1].rows, "bentoml": held[2].rows,
@@ -152,10 +153,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
     if not args.user_id and not args.purge_versions:
         raise ValueError("give a USER_ID to forget, --purge-versions, or both")
-    store = open_event_store(args.events_db, create=False)
     # The retrain lock: a retrain reading the log now would train on the user after all.
     try:
-        with retrain_lock_for(args.events_db):
+        with closing(open_event_store(args.events_db, create=False)) as store, retrain_lock_for(args.events_db):
             _forget_locked(args, store)
     except RetrainBusy as exc:
         print(f"guanxi forget: {exc}; try again when it has finished", file=sys.stderr)

@@ -26,6 +26,7 @@ import logging
 import os
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable
 
@@ -171,9 +172,9 @@ def retrain(events_db: str | Path, tracking_uri: str | None = None, data: str | 
     from guanxi.training.train import train
 
     uri = use_tracking(tracking_uri)
-    store = open_event_store(events_db, create=False)
     deployed = load_policy(policy or os.environ.get("GUANXI_POLICY") or None)
-    with retrain_lock_for(events_db) as lock, \
+    # closed on every way out: a scheduler retrains for days, and each round opens the log again
+    with closing(open_event_store(events_db, create=False)) as store, retrain_lock_for(events_db) as lock, \
             tempfile.TemporaryDirectory(prefix="guanxi-retrain-") as tmp:
         client = mlflow.MlflowClient()
         champion_v = alias_version("champion")

@@ -310,9 +310,26 @@ def test_forget_reaches_every_version_and_cache(ops, tmp_path, capsys, monkeypat
     assert gone not in set(_bundle(ops["uri"], latest, tmp_path / "v3").idmap.user_ids.astype(str))
 
 
-def test_retrain_reads_feedback_and_holds_its_lock_in_postgresql(ops, pg_cluster, capsys):
+def test_retrain_reads_feedback_and_holds_its_lock_in_postgresql(ops, pg_cluster, capsys, monkeypatch):
+    import guanxi.app.retrain
+    import guanxi.serving.event_stores
     from guanxi.app.retrain_lock import retrain_lock_for
     from guanxi.serving.event_stores import open_event_store
+
+    opened: list = []                    # every store the commands below open, to see each closed
+
+    def spy(*args, **kwargs):
+        store = open_event_store(*args, **kwargs)
+        real_close, store.closed = store.close, False
+
+        def close() -> None:
+            store.closed = True
+            real_close()
+        store.close = close
+        opened.append(store)
+        return store
+    monkeypatch.setattr(guanxi.app.retrain, "open_event_store", spy)
+    monkeypatch.setattr(guanxi.serving.event_stores, "open_event_store", spy)
 
     url = pg_cluster.new_database()
     store = open_event_store(url)
@@ -330,8 +347,12 @@ def test_retrain_reads_feedback_and_holds_its_lock_in_postgresql(ops, pg_cluster
     assert status["data_watermark_seq"] == store.max_seq() and status["events_pending"] == 0
     user = events[0]["user_id"]
     assert main(["forget", user, "--events-db", url, "--tracking-uri", ops["uri"]]) == 0
-    assert open_event_store(url).forget_list().contains(user)
+    assert store.forget_list().contains(user)
     assert (store.events_since(0)["user_id"] == user).sum() == 0
+    store.close()
+    # retrain (twice), status and forget each closed the log they opened (a scheduler retrains
+    # for days: an open pool a round would use up the server's connections)
+    assert len(opened) >= 4 and all(s.closed for s in opened), [s.closed for s in opened]
 
 
 def test_a_retrain_whose_postgres_lock_was_lost_publishes_nothing(ops, pg_cluster):
