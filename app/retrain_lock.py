@@ -71,7 +71,7 @@ class PostgresRetrainLock:
     holder's connection ends, a killed holder included.
 
     Raises:
-        RetrainBusy: on enter, when another session holds it (the message names its pid and host).
+        RetrainBusy: on enter, when another database connection holds it (the message names its pid and host).
     """
 
     KEY = 7_261_003
@@ -92,13 +92,13 @@ class PostgresRetrainLock:
                 "JOIN pg_stat_activity AS a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
                 "AND l.objid = %s AND l.granted LIMIT 1", (self.KEY,)).fetchone()
             conn.close()
-            who = f"backend pid {holder[0]} from {holder[1]}" if holder else "another session"
+            who = f"backend pid {holder[0]} from {holder[1]}" if holder else "another database connection"
             raise RetrainBusy(f"another retrain is running ({who}, advisory lock {self.KEY} in the event log's database)")
         self._conn = conn
         return self
 
     def check(self) -> None:
-        """Raise :class:`RetrainLockLost` unless this session is alive and still holds the lock."""
+        """Raise :class:`RetrainLockLost` unless this database connection is alive and still holds the lock."""
         import psycopg
 
         try:
@@ -109,7 +109,7 @@ class PostgresRetrainLock:
             raise RetrainLockLost(f"the retrain lock's database session ended ({str(exc).strip() or 'closed'}); "
                                   "another retrain may be running, so nothing is registered or promoted") from None
         if not held:
-            raise RetrainLockLost("this session no longer holds the retrain lock; nothing is registered or promoted")
+            raise RetrainLockLost("this database connection no longer holds the retrain lock; nothing is registered or promoted")
 
     def __exit__(self, *exc) -> None:
         if self._conn is not None:
