@@ -119,6 +119,13 @@ def ranking_shift(q: np.ndarray, mix: np.ndarray, beta: float) -> tuple[np.ndarr
     return beta * np.log(q / mix), beta * np.log((1 - q) / (1 - mix))
 
 
+def usual_shift(p: np.ndarray, propensity: np.ndarray, beta: float, eps: float = EPS) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ranking_shift` for economic-state probabilities ``p [U]`` against each person's usual,
+    their long-term ``propensity [U]``, both read by :func:`asked`: nothing moves when ``p`` says
+    no more than the propensity (the two-state filter's ranking, docs/model.md "Intent")."""
+    return ranking_shift(asked(p, eps), asked(propensity, eps), beta)
+
+
 def auc(score: np.ndarray, label: np.ndarray) -> float:
     """ROC-AUC of ``score`` for binary ``label`` (ties count half); NaN with one class only."""
     label = np.asarray(label, bool)

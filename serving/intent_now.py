@@ -14,8 +14,8 @@ else the profile's ``history``, ``circle`` or ``population``.
 
 ``intent`` of a request: ``auto`` adds to each candidate's score ``beta * log(q_c / b_c)``
 for its item's intent ``c`` (economic when the item is commercial), ``q = eps + (1 - 2 eps) p`` and
-``b`` the same of the person's long-term propensity (older bundles: ``b`` their long-term mix); ``social`` / ``economic`` ask
-for that intent: its eligible items come first, the best others fill the slate (``filled`` counts
+``b`` the same of the person's long-term propensity (:func:`guanxi.features.intent_profile.usual_shift`;
+older bundles: ``b`` their long-term mix); ``social`` / ``economic`` ask for that intent: its eligible items come first, the best others fill the slate (``filled`` counts
 them); ``any`` is the model's own ranking. A version that makes no intent claim (its data had one
 intent, or no times) ranks every request as ``any`` and says so.
 """
@@ -30,7 +30,7 @@ from guanxi.features.intent import INTENTS, IntentTable, counts_toward_mix
 from guanxi.features.intent_filter import IntentFilter
 from guanxi.features.intent_profile import asked as asked_q
 from guanxi.features.intent_profile import (HALF_LIVES_H, SOURCES, decay_to, intent_features,
-                                            ranking_shift, state_probability)
+                                            ranking_shift, state_probability, usual_shift)
 
 ASKED = ("auto", "social", "economic", "any")
 RECENT_FOR_INTENT = 256     # the latest own recent events the filter reads (older ones are long decided)
@@ -98,13 +98,14 @@ class IntentModel:
             source = "recent"
         if self.filter is not None:
             p, usual = self._filtered(u, mix, now, intents, ts)
-            base = float(asked_q(usual, self.eps))     # the person's usual: no shift when p says nothing more
         else:
-            p, base = self._logistic(u, mix, now, intents, ts), mix
-        q = float(asked_q(p, self.eps))
+            p = self._logistic(u, mix, now, intents, ts)
         if asked != "auto":
             return IntentUse(p, source, asked)
-        up_e, up_s = ranking_shift(np.array([q]), np.array([base]), self.beta)
+        if self.filter is not None:
+            up_e, up_s = usual_shift(np.array([p]), np.array([usual]), self.beta, self.eps)
+        else:
+            up_e, up_s = ranking_shift(np.array([asked_q(p, self.eps)]), np.array([mix]), self.beta)
         return IntentUse(p, source, "auto", (float(up_e[0]), float(up_s[0])))
 
     def _own(self, own) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ economic stretch now. (It replaced a logistic regression whose label was the int
 first validation interactions: that label was the weak part, experiments/LOG.md.)
 
 The ranking conditioned on intent adds ``beta * log(q_c / b_c)`` to the score of every item of
-intent ``c`` (:func:`guanxi.features.intent_profile.ranking_shift`), with ``q = eps + (1 - 2 eps) p``
+intent ``c`` (:func:`guanxi.features.intent_profile.usual_shift`), with ``q = eps + (1 - 2 eps) p``
 (:func:`guanxi.features.intent_profile.asked`) and ``b`` the same of the person's long-term
 ``propensity``: nothing when what they did lately says nothing beyond their usual, a lift for the
 intent the filter sees now. (Against the long-term observed mix instead, the shift tilts every
@@ -34,7 +34,7 @@ import torch
 from guanxi.features.coded import CodedEvents
 from guanxi.features.intent import IntentTable, counts_toward_mix, item_intent
 from guanxi.features.intent_filter import IntentFilter
-from guanxi.features.intent_profile import EPS, SOURCES, asked, auc, long_term_mix, ranking_shift
+from guanxi.features.intent_profile import EPS, SOURCES, auc, long_term_mix, usual_shift
 from guanxi.training.evaluate import RankingTask, ScoreFn, evaluate_ranking
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class IntentFit:
     def shifts(self, p: np.ndarray, beta: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per user ``(economic, social)`` score shifts ``[U]`` for economic-state probabilities
         ``p [U]`` (module doc)."""
-        return ranking_shift(asked(p), asked(self.propensity), self.beta if beta is None else beta)
+        return usual_shift(p, self.propensity, self.beta if beta is None else beta)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The bundle's ``intent.npz`` (contracts/bundle.py)."""
@@ -176,10 +176,9 @@ def fit_intent(data, circles, table: IntentTable, score: ScoreFn, fallback: Scor
     p_valid = flt.carry(state, last_ts, propensity, at_valid)
     econ_items = item_intent(commercial).astype(bool)
     pair_intent = _pair_intents(valid, v_int, valid_task)
-    probe = IntentFit(True, "", flt, propensity=propensity)
     betas = []
     for b in BETAS:
-        m = conditioned(score, fallback, valid_task, pair_intent, {"auto": probe.shifts(p_valid, b)},
+        m = conditioned(score, fallback, valid_task, pair_intent, {"auto": usual_shift(p_valid, propensity, b)},
                         econ_items)["auto"]["overall"]
         betas.append({"beta": b, "valid_recall_at_20": round(m["recall_at_20"], 5)})
         logger.info("intent beta %g: validation recall@20 %.4f", b, m["recall_at_20"])
