@@ -109,7 +109,8 @@ class PostgresRetrainLock:
             raise RetrainLockLost(f"the retrain lock's database session ended ({str(exc).strip() or 'closed'}); "
                                   "another retrain may be running, so nothing is registered or promoted") from None
         if not held:
-            raise RetrainLockLost("this database connection no longer holds the retrain lock; nothing is registered or promoted")
+            raise RetrainLockLost("this database connection no longer holds the retrain lock; "
+                                  "nothing is registered or promoted")
 
     def __exit__(self, *exc) -> None:
         if self._conn is not None:

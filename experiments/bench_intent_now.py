@@ -68,7 +68,8 @@ def main() -> int:
     rows = []
     for n in cases:
         f, lg = np.array(times[("filter", n)]), np.array(times[("logistic", n)])
-        rows.append({"own_recent_events": n, "filter_p50_us": float(np.median(f)), "filter_p99_us": float(np.quantile(f, 0.99)),
+        rows.append({"own_recent_events": n,
+                     "filter_p50_us": float(np.median(f)), "filter_p99_us": float(np.quantile(f, 0.99)),
                      "logistic_p50_us": float(np.median(lg)), "logistic_p99_us": float(np.quantile(lg, 0.99)),
                      "ratio_p50": float(np.median(f) / np.median(lg))})
     out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.machine(), "rounds": args.rounds,
