@@ -54,17 +54,22 @@ class IntentFilter:
         return propensity + (state - propensity) * np.exp(-self.rate * gap)
 
     def run(self, user: np.ndarray, intent: np.ndarray, ts: np.ndarray, state: np.ndarray,
-            last_ts: np.ndarray, propensity: np.ndarray) -> float:
+            last_ts: np.ndarray, propensity: np.ndarray, before: np.ndarray | None = None) -> float:
         """Filter interactions into each person's state, in place; returns the log-likelihood.
 
         Args:
             user: ``[E]`` user indices; intent: ``[E]`` observed intents (1 economic); ts: ``[E]``
                 seconds (interactions without a time are left out).
             state, last_ts, propensity: ``[U]`` float arrays; ``state`` and ``last_ts`` are updated.
+            before: optional ``[E]`` float array, filled with the economic-state probability just
+                before each interaction (what a request at that moment reads; NaN without a time).
         """
-        keep = np.isfinite(ts)
+        keep = np.flatnonzero(np.isfinite(ts))
+        if before is not None:
+            before[:] = np.nan
         user, intent, ts = user[keep], intent[keep], ts[keep].astype(np.float64)
         order = np.lexsort((ts, user))
+        rows = keep[order]
         u, o, t = user[order], intent[order] > 0, ts[order]
         first = np.concatenate([[True], u[1:] != u[:-1]]) if len(u) else np.zeros(0, bool)
         pos = np.arange(len(u)) - np.maximum.accumulate(np.where(first, np.arange(len(u)), 0))
@@ -75,6 +80,8 @@ class IntentFilter:
             sel = by_pos[bounds[k]:bounds[k + 1]]
             uk, ok, tk = u[sel], o[sel], t[sel]
             prior = self.carry(state[uk], last_ts[uk], propensity[uk], tk)
+            if before is not None:
+                before[rows[sel]] = prior
             like1 = np.where(ok, self.theta1, 1 - self.theta1)
             like0 = np.where(ok, self.theta0, 1 - self.theta0)
             evidence = prior * like1 + (1 - prior) * like0

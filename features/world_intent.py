@@ -67,11 +67,13 @@ def plan_intent(config, rng: np.random.Generator, membership: list[np.ndarray]) 
 class IntentTruth:
     """What a version 2 world knows of intent: each event's (``events``: ``user_id, item_id, intent``
     0/1), each user's episodes (``episodes``: ``user_id, start_ts, intent``; None with episodes off)
-    and propensity (``propensity``: ``user_id, econ_propensity``)."""
+    and propensity (``propensity``: ``user_id, econ_propensity``), and the mean episode length the
+    world was generated with (``episode_days``; None with episodes off or when unknown)."""
 
     events: "pd.DataFrame"
     episodes: "pd.DataFrame | None"
     propensity: "pd.DataFrame"
+    episode_days: float | None = None
 
     def state_at(self, at: float) -> "pd.DataFrame | None":
         """Each user's true episode at time ``at`` (``user_id, intent``), None without episodes."""
@@ -104,4 +106,9 @@ def read_intent_truth(root) -> IntentTruth | None:
         episodes = pd.read_parquet(truth / "episodes.parquet")
         episodes["intent"] = code(episodes["intent"])
     propensity = pd.read_parquet(truth / "users.parquet", columns=["user_id", "econ_propensity"])
-    return IntentTruth(events, episodes, propensity)
+    days = None
+    if episodes is not None and (Path(root) / "world.json").is_file():
+        import json
+
+        days = json.loads((Path(root) / "world.json").read_text()).get("config", {}).get("episode_days")
+    return IntentTruth(events, episodes, propensity, None if days is None else float(days))
