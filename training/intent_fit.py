@@ -1,6 +1,5 @@
 """Intent after training: each user's profile, the current-intent model and the ranking's intent
-weight, all chosen on validation; and, where a world knows the truth, how well the inference and
-the conditioned ranking do against it (docs/model.md, "Intent").
+weight, all chosen on validation (docs/model.md, "Intent").
 
 The current-intent model is the two-state filter of :mod:`guanxi.features.intent_filter`: its
 three parameters maximise the filter's likelihood of the training interactions (no label, no
@@ -15,13 +14,14 @@ intent ``c`` (:func:`guanxi.features.intent_profile.usual_shift`), with ``q = ep
 intent the filter sees now. (Against the long-term observed mix instead, the shift tilts every
 person towards their usual intent even with nothing to infer: the episodes-off control then
 moves, experiments/LOG.md.) ``any`` is the model's own ranking; ``auto`` uses ``p``.
-``beta`` maximises ``auto``'s validation recall@20 (0, no lift, is on the grid). Data whose events
-all carry one intent (most public sets) get no fit and make no intent claim.
 
-Against a world's truth, ``truth`` is the same ranking with ``p`` set to what the world knows at
-request time (the start of the test period): 1 for a user in an economic episode then, 0 in a
-social one (with episodes off, the user's true propensity). ``auto`` against ``truth`` thus measures
-the inference alone; both are judged on every test event, grouped by its true intent.
+``beta`` and the filter's renewal rate (the fitted one times 1, 1/2 or 1/4: the likelihood of the
+next interaction favours a faster forgetting than ranking does, experiments/LOG.md) maximise
+``auto``'s validation recall@20 judged as served (:mod:`guanxi.training.intent_events`: every
+validation interaction ranked at its own moment, ``p`` read from everything before it); ``beta``
+0, no lift, is on the grid. Data whose events all carry one intent (most public sets) get no fit
+and make no intent claim. How the fit does against a world's truth:
+:mod:`guanxi.training.intent_truth`.
 """
 from __future__ import annotations
 
@@ -36,12 +36,15 @@ from guanxi.features.intent import IntentTable, counts_toward_mix, item_intent
 from guanxi.features.intent_filter import IntentFilter
 from guanxi.features.intent_profile import EPS, SOURCES, auc, long_term_mix, usual_shift
 from guanxi.training.evaluate import RankingTask, ScoreFn, evaluate_ranking
+from guanxi.training.intent_events import before_each, event_metrics, event_task
 
 logger = logging.getLogger(__name__)
 
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+RATE_SCALES = (1.0, 0.5, 0.25)  # the fitted renewal rate times these: validation picks one
 RATE_MAX = 50.0         # renewals a day the filter's fit may reach
 FIT_MAX_USERS = 20_000  # users whose interactions fit the filter's three parameters
+VALID_MAX_EVENTS = 50_000  # validation interactions (of a seeded sample of users) judging the grid
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,8 @@ class IntentFit:
     """The fitted intent model of one version (module doc). ``mix`` and ``source`` are ``[U]``: the
     long-term mixes from train + valid; ``state``, ``last_ts`` and ``propensity`` ``[U]`` the
     filter's state after each user's last known interaction (train + valid), its time (NaN: none)
-    and the user's long-term probability of the economic state."""
+    and the user's long-term probability of the economic state; ``fitted_rate`` the renewal rate the
+    likelihood gave, before validation's scale (the filter holds the one chosen)."""
 
     claims: bool
     reason: str
@@ -63,11 +67,13 @@ class IntentFit:
     last_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
     propensity: np.ndarray = field(default_factory=lambda: np.zeros(0))
     grid: tuple = ()
+    fitted_rate: float | None = None
 
     def record(self) -> dict:
         """The fit as the metrics JSON's ``intent`` entry (without the per-user arrays)."""
         return {"claims": self.claims, "reason": self.reason,
                 **(self.filter.to_dict() if self.filter is not None else {}),
+                **({"fitted_rate_per_day": self.fitted_rate} if self.fitted_rate is not None else {}),
                 "beta": self.beta, "eps": EPS, "population": self.population, "grid": list(self.grid),
                 "sources": {s: int((self.source == k).sum()) for k, s in enumerate(SOURCES)} if self.claims else {}}
 
@@ -128,6 +134,16 @@ def fit_filter(user: np.ndarray, intent: np.ndarray, ts: np.ndarray, mix: np.nda
     return IntentFilter(*unpack(res.x))
 
 
+def _sample_users(user: np.ndarray, users: np.ndarray, max_events: int, seed: int = 0) -> np.ndarray:
+    """A seeded sample of ``users`` whose interactions (``user [E]``) number at most about
+    ``max_events`` (all of them when they already do)."""
+    counts = np.bincount(user, minlength=int(users.max(initial=-1)) + 1)[users] if len(user) else np.zeros(len(users))
+    if counts.sum() <= max_events:
+        return users
+    order = np.random.default_rng(seed).permutation(len(users))
+    return np.sort(users[order[np.cumsum(counts[order]) <= max_events]])
+
+
 def event_intents(events: CodedEvents, table: IntentTable, kind: np.ndarray, commercial: np.ndarray) -> np.ndarray:
     """``[E]`` intent codes of coded events (items' kind codes and commercial flags ``[I]``)."""
     return table.of_events(events.type, kind[events.item], commercial[events.item])
@@ -168,37 +184,39 @@ def fit_intent(data, circles, table: IntentTable, score: ScoreFn, fallback: Scor
     if circles is not None and len(circles[0]):
         user, contact, strength, is_inner = circles
         inner = (user[is_inner], contact[is_inner], strength[is_inner].astype(np.float64))
-    at_valid = float(np.nanmin(valid.ts))
     pi = long_term_mix(train.user, t_int, n, inner).mix
-    flt = fit_filter(train.user, t_int, train.ts, pi)
-    logger.info("intent filter: theta0 %.3f, theta1 %.3f, %.3f renewals a day", flt.theta0, flt.theta1, flt.rate)
-    state, last_ts, propensity, _ = filtered(flt, train.user, t_int, train.ts, pi)
-    p_valid = flt.carry(state, last_ts, propensity, at_valid)
+    fitted = fit_filter(train.user, t_int, train.ts, pi)
+    logger.info("intent filter: theta0 %.3f, theta1 %.3f, %.3f renewals a day",
+                fitted.theta0, fitted.theta1, fitted.rate)
     econ_items = item_intent(commercial).astype(bool)
-    pair_intent = _pair_intents(valid, v_int, valid_task)
-    betas = []
-    for b in BETAS:
-        m = conditioned(score, fallback, valid_task, pair_intent, {"auto": usual_shift(p_valid, propensity, b)},
-                        econ_items)["auto"]["overall"]
-        betas.append({"beta": b, "valid_recall_at_20": round(m["recall_at_20"], 5)})
-        logger.info("intent beta %g: validation recall@20 %.4f", b, m["recall_at_20"])
-    beta = max(betas, key=lambda r: (r["valid_recall_at_20"], -r["beta"]))["beta"]
+    # Judged as served (training/intent_events.py): every validation interaction of the selection's
+    # users ranked at its own moment, the filter carried on from train through the earlier ones.
+    chosen = np.isin(valid.user, _sample_users(valid.user, np.unique(valid_task.test_user), VALID_MAX_EVENTS))
+    task = event_task(valid.take(chosen), v_int[chosen], valid_task.exclude, valid_task.train_count)
+    shifts = {}
+    for scale in RATE_SCALES:
+        flt = replace(fitted, rate=fitted.rate * scale)
+        state, last_ts, propensity, _ = filtered(flt, train.user, t_int, train.ts, pi)
+        p = before_each(flt, state, last_ts, propensity, task)
+        for b in BETAS:
+            if b > 0 or scale == 1.0:
+                shifts[f"{scale}:{b}"] = usual_shift(p, propensity[task.user], b)
+    got = event_metrics(score, fallback, task, shifts, econ_items)
+    grid = []
+    for name in shifts:
+        scale, b = (float(x) for x in name.split(":"))
+        m = got[name]["overall"]
+        grid.append({"beta": b, "rate_scale": scale, "valid_recall_at_20": round(m["recall_at_20"], 5)})
+        logger.info("intent beta %g, rate x%g: validation recall@20 %.4f (per event)", b, scale, m["recall_at_20"])
+    best = max(grid, key=lambda r: (r["valid_recall_at_20"], -r["beta"], r["rate_scale"]))
+    beta, flt = best["beta"], replace(fitted, rate=fitted.rate * best["rate_scale"])
     # The served profile: everything known before test (train + valid), filtered to its last event.
     known = CodedEvents.concat([train, valid])
     mixes = long_term_mix(known.user, both, n, inner)
     state, last_ts, propensity, _ = filtered(flt, known.user, both, known.ts, mixes.mix)
     return IntentFit(True, "events of both intents", flt, beta, float(np.nanmax(known.ts)),
-                     mixes.population, mixes.mix, mixes.source, state, last_ts, propensity, tuple(betas))
-
-
-def _pair_intents(events: CodedEvents, intents: np.ndarray, task: RankingTask) -> np.ndarray:
-    """``[P]`` the observed intent of each of ``task``'s pairs (economic when any of the pair's
-    events is), from ``events`` and their ``intents``."""
-    n_items = task.num_items
-    key = events.user.astype(np.int64) * n_items + events.item
-    econ = np.unique(key[intents == 1])
-    pairs = task.test_user.astype(np.int64) * n_items + task.test_item
-    return np.isin(pairs, econ).astype(np.int8)
+                     mixes.population, mixes.mix, mixes.source, state, last_ts, propensity, tuple(grid),
+                     fitted.rate)
 
 
 def conditioned(score: ScoreFn, fallback: ScoreFn, task: RankingTask, pair_intent: np.ndarray,
@@ -223,69 +241,3 @@ def conditioned(score: ScoreFn, fallback: ScoreFn, task: RankingTask, pair_inten
                    for key in ("recall_at_20", "ndcg_at_20")}
         out[name] = {"overall": {**overall, "units": units}, **per}
     return out
-
-
-def truth_report(fit: IntentFit, score: ScoreFn, fallback: ScoreFn, prep, truth, table: IntentTable,
-                 state=None, propensity=None) -> dict:
-    """Against a world's truth, at the start of the test period: the AUC of the inferred economic
-    probability for each test user's true intent then, and recall@20 / ndcg@20 of the test pairs
-    (grouped by each event's true intent) ranked with ``any``, ``auto`` and ``truth`` (module doc).
-
-    Args:
-        truth: ``user_id, item_id, intent`` per event (the true intent of each).
-        state: ``user_id, intent`` each user's true episode at the start of test, or None
-            (episodes off: ``propensity``, ``user_id, econ_propensity``, gives ``truth``'s q).
-    """
-    task, data, n_items = prep.test_task, prep.data, prep.idmap.num_items
-    at = float(np.nanmin(data.test.ts)) if np.isfinite(data.test.ts).any() else fit.reference_ts
-    pair_intent, known = _join_pairs(prep, truth)
-    sub = replace(task, test_user=task.test_user[known], test_item=task.test_item[known], unranked=None)
-    p = fit.current(at)
-    n = prep.idmap.num_users
-    out: dict = {"at": at, "pairs": int(known.sum()), "true_economic_share": float(pair_intent[known].mean())}
-    p_truth = p.copy()
-    if state is not None:
-        users = prep.idmap.user_index(state["user_id"].to_numpy())
-        is_econ = np.zeros(n, np.int8)
-        has = np.zeros(n, bool)
-        ok = users >= 0
-        is_econ[users[ok]], has[users[ok]] = state["intent"].to_numpy()[ok], True
-        p_truth[has] = is_econ[has]
-        tested = np.unique(sub.test_user)
-        tested = tested[has[tested]]
-        out["auc"] = auc(p[tested], is_econ[tested])
-        out["users_economic_now"] = float(is_econ[tested].mean()) if len(tested) else float("nan")
-    elif propensity is not None:
-        users = prep.idmap.user_index(propensity["user_id"].to_numpy())
-        ok = users >= 0
-        p_truth[users[ok]] = propensity["econ_propensity"].to_numpy()[ok]
-        out["auc"] = float("nan")                     # no episode to infer
-    econ_items = item_intent(data.commercial.astype(bool)).astype(bool)
-    zero = (np.zeros(n), np.zeros(n))
-    out.update(conditioned(score, fallback, sub, pair_intent[known],
-                           {"any": zero, "auto": fit.shifts(p), "truth": fit.shifts(p_truth)}, econ_items))
-    out["gain"] = {}
-    for c in ("overall", "economic", "social"):
-        if c not in out["any"]:
-            continue
-        r = {m: out[m][c]["recall_at_20"] for m in ("any", "auto", "truth")}
-        gain = r["truth"] - r["any"]
-        out["gain"][c] = {"truth_over_any": gain / r["any"] if r["any"] else float("nan"),
-                          "auto_over_any": (r["auto"] - r["any"]) / r["any"] if r["any"] else float("nan"),
-                          "auto_recovers": (r["auto"] - r["any"]) / gain if gain > 0 else float("nan")}
-    return out
-
-
-def _join_pairs(prep, truth) -> tuple[np.ndarray, np.ndarray]:
-    """``([P] true intent, [P] known)`` of the test task's pairs, from ``truth`` per event."""
-    task, n_items = prep.test_task, prep.idmap.num_items
-    u = prep.idmap.user_index(truth["user_id"].to_numpy())
-    i = prep.idmap.item_index(truth["item_id"].to_numpy())
-    ok = (u >= 0) & (i >= 0)
-    keys = u[ok].astype(np.int64) * n_items + i[ok]
-    order = np.argsort(keys, kind="stable")
-    keys, intents = keys[order], truth["intent"].to_numpy()[ok][order]
-    pairs = task.test_user.astype(np.int64) * n_items + task.test_item
-    at = np.minimum(np.searchsorted(keys, pairs), max(len(keys) - 1, 0))
-    known = (keys[at] == pairs) if len(keys) else np.zeros(len(pairs), bool)
-    return np.where(known, intents[at] if len(keys) else 0, 0).astype(np.int8), known

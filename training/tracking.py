@@ -57,24 +57,35 @@ def flat_metrics(metrics: dict) -> dict[str, float]:
         truth = intent.get("truth", {})
         if truth:
             out["intent_auc"] = truth.get("auc", float("nan"))
-            for mode in ("any", "auto", "truth"):
-                for group, vals in truth[mode].items():
-                    out.update({f"intent_{mode}_{group}_{k}": vals[k] for k in ("recall_at_20", "ndcg_at_20")})
+            per = truth.get("per_event", {})
+            out["intent_event_auc"] = per.get("auc", float("nan"))
+            for prefix, block in (("intent", truth), ("intent_event", per)):
+                for mode in ("any", "auto", "truth", "oracle"):
+                    for group, vals in block.get(mode, {}).items():
+                        out.update({f"{prefix}_{mode}_{group}_{k}": vals[k] for k in ("recall_at_20", "ndcg_at_20")})
     return {k: float(v) for k, v in out.items() if v == v}  # drop NaN (empty groups)
 
 
 def plot_intent(truth: dict, path: Path) -> None:
-    """recall@20 ranking with intent = any, auto and truth, per true intent and overall."""
-    groups = [g for g in ("overall", "economic", "social") if g in truth["any"]]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    width = 0.25
-    for j, (mode, color) in enumerate((("any", "#999999"), ("auto", "#4c72b0"), ("truth", "#dd8452"))):
-        values = [truth[mode][g]["recall_at_20"] for g in groups]
-        ax.bar(np.arange(len(groups)) + (j - 1) * width, values, width, color=color, label=f"intent = {mode}")
-    ax.set_xticks(np.arange(len(groups)), [f"{g} events" for g in groups])
-    ax.set_ylabel("recall@20")
-    ax.set_title(f"ranking by intent (inferred intent AUC {truth.get('auc', float('nan')):.3f})", fontsize=10)
-    ax.legend()
+    """recall@20 ranking with intent = any, auto, truth (and oracle), per true intent and overall:
+    every user ranked once at the start of the test period, and every event at its own moment."""
+    blocks = [("once per user, at the start", truth)]
+    if truth.get("per_event"):
+        blocks.append(("per event, as served", truth["per_event"]))
+    fig, axes = plt.subplots(1, len(blocks), figsize=(6.5 * len(blocks), 4), squeeze=False)
+    colors = {"any": "#999999", "auto": "#4c72b0", "oracle": "#55a868", "truth": "#dd8452"}
+    for ax, (title, block) in zip(axes[0], blocks):
+        groups = [g for g in ("overall", "economic", "social") if g in block["any"]]
+        modes = [m for m in ("any", "auto", "oracle", "truth") if m in block]
+        width = 0.8 / len(modes)
+        for j, mode in enumerate(modes):
+            values = [block[mode][g]["recall_at_20"] for g in groups]
+            ax.bar(np.arange(len(groups)) + (j - (len(modes) - 1) / 2) * width, values, width,
+                   color=colors[mode], label=f"intent = {mode}")
+        ax.set_xticks(np.arange(len(groups)), [f"{g} events" for g in groups])
+        ax.set_ylabel("recall@20")
+        ax.set_title(f"{title} (inferred intent AUC {block.get('auc', float('nan')):.3f})", fontsize=10)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -36,7 +36,8 @@ from guanxi.training.sampled import SampledTrainer
 from guanxi.training.social_gate import SocialGate
 from guanxi.training.support import SupportRows
 from guanxi.features.intent import IntentTable
-from guanxi.training.intent_fit import IntentFit, fit_intent, truth_report
+from guanxi.training.intent_fit import IntentFit, fit_intent
+from guanxi.training.intent_truth import truth_report
 from guanxi.training.support_scale import tune_support
 
 logger = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
 
     ``intent_truth`` (a version 2 world's, :class:`guanxi.features.world_intent.IntentTruth`), when
     given, joins the test report: how the inferred intent and the intent-conditioned ranking do
-    against the truth (:func:`guanxi.training.intent_fit.truth_report`, the metrics' ``intent.truth``).
+    against the truth (:func:`guanxi.training.intent_truth.truth_report`, the metrics' ``intent.truth``).
 
     ``warm_start(model, idmap)``, when given, initialises the fresh model (e.g. from the champion's
     weights where ids persist) before the first step and returns how many rows it copied.
@@ -348,10 +349,8 @@ def train(dataset: Dataset | CodedDataset, config: TrainConfig, progress: bool =
     if intent is not None:
         metrics["intent"] = intent.record()
         if intent.claims and intent_truth is not None:
-            at = float(np.nanmin(prep.data.test.ts)) if len(prep.data.test.ts) else intent.reference_ts
-            metrics["intent"]["truth"] = truth_report(
-                intent, score, fallback, prep, intent_truth.events, IntentTable.load(config.intent_table or None),
-                intent_truth.state_at(at), intent_truth.propensity)
+            metrics["intent"]["truth"] = truth_report(intent, score, fallback, prep, intent_truth,
+                                                      IntentTable.load(config.intent_table or None))
     return TrainResult(model, prep, metrics, history, best_epoch, epoch, train_seconds, stopped, intent)
 
 
