@@ -50,8 +50,8 @@ def _brute(scores, task, up_e, up_s, econ):
         s[task.exclude[task.user[j]].indices] = -np.inf
         earlier = (task.user == task.user[j]) & (np.arange(len(task)) < j)
         s[task.item[earlier]] = -np.inf
-        hits.append((s > s[task.item[j]]).sum() < 20)
-    return np.array(hits)
+        hits.append((s > s[task.item[j]]).sum())
+    return np.array(hits)                               # the rank of each interaction's item
 
 
 def test_every_ranking_equals_ranking_each_interaction_in_full():
@@ -66,13 +66,18 @@ def test_every_ranking_equals_ranking_each_interaction_in_full():
               "mixed": (rng.normal(0, 2, len(task)), rng.normal(0, 2, len(task)))}
     groups = rng.integers(-1, 2, len(task)).astype(np.int8)
     score = lambda u: torch.from_numpy(scores[u.numpy()])     # noqa: E731
-    got = event_metrics(score, score, task, shifts, econ, groups, chunk=64)
-    for name, (up_e, up_s) in shifts.items():
-        hit = _brute(scores, task, up_e, up_s, econ)
-        assert abs(got[name]["overall"]["recall_at_20"] - hit[groups >= 0].mean()) < 1e-12
-        assert abs(got[name]["economic"]["recall_at_20"] - hit[groups == 1].mean()) < 1e-12
-        assert got[name]["social"]["events"] == int((groups == 0).sum())
-    assert got["none"]["overall"]["recall_at_20"] != got["mixed"]["overall"]["recall_at_20"]
+    few = np.zeros(n_items, bool)
+    few[rng.choice(n_items, 10, replace=False)] = True        # a half smaller than the top 20
+    for econ_items in (econ, few):
+        got = event_metrics(score, score, task, shifts, econ_items, groups, chunk=64)
+        for name, (up_e, up_s) in shifts.items():
+            rank = _brute(scores, task, up_e, up_s, econ_items)
+            hit, gain = rank < 20, np.where(rank < 20, 1 / np.log2(rank + 2.0), 0.0)
+            assert abs(got[name]["overall"]["ndcg_at_20"] - gain[groups >= 0].mean()) < 1e-12
+            assert abs(got[name]["overall"]["recall_at_20"] - hit[groups >= 0].mean()) < 1e-12
+            assert abs(got[name]["economic"]["recall_at_20"] - hit[groups == 1].mean()) < 1e-12
+            assert got[name]["social"]["events"] == int((groups == 0).sum())
+        assert got["none"]["overall"]["recall_at_20"] != got["mixed"]["overall"]["recall_at_20"]
 
 
 def test_the_validation_grid_reads_a_seeded_sample_of_users_within_its_event_budget():
