@@ -82,17 +82,15 @@ def before_each(flt: IntentFilter, state: np.ndarray, last_ts: np.ndarray, prope
 
 
 def _earlier_items(task: EventTask) -> tuple[np.ndarray, np.ndarray]:
-    """``(row, item)`` pairs: for every interaction, the items of the same user's earlier ones."""
-    rows, items = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    """``(row, item)`` pairs, ``row`` ascending: for every interaction, the items of the same user's
+    earlier ones (``task`` is sorted by user then time, so they are the rows just above it)."""
     n = len(task)
-    for d in range(1, n):
-        same = task.user[d:] == task.user[:-d]
-        if not same.any():
-            break
-        at = np.flatnonzero(same)
-        rows.append(at + d)
-        items.append(task.item[at])
-    return np.concatenate(rows), np.concatenate(items)
+    first = np.concatenate([[True], task.user[1:] != task.user[:-1]]) if n else np.zeros(0, bool)
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    earlier = np.arange(n) - start                               # how many rows above are the user's
+    rows = np.repeat(np.arange(n), earlier)
+    offset = np.arange(len(rows)) - np.repeat(np.cumsum(earlier) - earlier, earlier)
+    return rows, task.item[start[rows] + offset]
 
 
 def event_metrics(score: ScoreFn, fallback: ScoreFn, task: EventTask,
@@ -118,8 +116,6 @@ def event_metrics(score: ScoreFn, fallback: ScoreFn, task: EventTask,
     hits = {name: np.zeros(n) for name in shifts}
     gains = {name: np.zeros(n) for name in shifts}
     e_row, e_item = _earlier_items(task)
-    by_row = np.argsort(e_row, kind="stable")
-    e_row, e_item = e_row[by_row], e_item[by_row]
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
         u = torch.from_numpy(task.user[a:b])
@@ -137,12 +133,11 @@ def event_metrics(score: ScoreFn, fallback: ScoreFn, task: EventTask,
         rows = torch.arange(b - a)
         target_item = torch.from_numpy(task.item[a:b])
         target = s[rows, target_item]
-        target_econ = econ[target_item].numpy()
+        is_e = econ[target_item]
         s_econ, s_soc = _top(s[:, econ]), _top(s[:, ~econ])
         for name, (up_e, up_s) in shifts.items():
             e = torch.from_numpy(np.asarray(up_e[a:b], np.float32))
             c = torch.from_numpy(np.asarray(up_s[a:b], np.float32))
-            is_e = torch.from_numpy(target_econ)
             # the bar each half must clear; in the target's own half it is the target's score itself
             bar_e = torch.where(is_e, target, target + c - e)
             bar_s = torch.where(is_e, target + e - c, target)

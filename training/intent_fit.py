@@ -193,18 +193,18 @@ def fit_intent(data, circles, table: IntentTable, score: ScoreFn, fallback: Scor
     # users ranked at its own moment, the filter carried on from train through the earlier ones.
     chosen = np.isin(valid.user, _sample_users(valid.user, np.unique(valid_task.test_user), VALID_MAX_EVENTS))
     task = event_task(valid.take(chosen), v_int[chosen], valid_task.exclude, valid_task.train_count)
-    shifts = {}
+    shifts, points = {}, {}
     for scale in RATE_SCALES:
         flt = replace(fitted, rate=fitted.rate * scale)
         state, last_ts, propensity, _ = filtered(flt, train.user, t_int, train.ts, pi)
         p = before_each(flt, state, last_ts, propensity, task)
         for b in BETAS:
-            if b > 0 or scale == 1.0:
-                shifts[f"{scale}:{b}"] = usual_shift(p, propensity[task.user], b)
+            if b > 0 or scale == 1.0:                 # no lift is the same whatever the rate
+                name = f"beta {b}, rate x{scale}"
+                shifts[name], points[name] = usual_shift(p, propensity[task.user], b), (scale, b)
     got = event_metrics(score, fallback, task, shifts, econ_items)
     grid = []
-    for name in shifts:
-        scale, b = (float(x) for x in name.split(":"))
+    for name, (scale, b) in points.items():
         m = got[name]["overall"]
         grid.append({"beta": b, "rate_scale": scale, "valid_recall_at_20": round(m["recall_at_20"], 5)})
         logger.info("intent beta %g, rate x%g: validation recall@20 %.4f (per event)", b, scale, m["recall_at_20"])
